@@ -1,0 +1,113 @@
+/**
+ * The worker actor: one loaded replica of one model version. It answers batches from its scheduler
+ * on `<p>.worker.<model>.<version>.<replica>`, one at a time, and heartbeats its state on
+ * `<p>.events.worker.<model>.<version>.<replica>` so the scheduler knows it has capacity.
+ */
+import type { Msg, NatsConnection, Service } from 'nats';
+import type { Actor } from '../../shared/actor.js';
+import { sleep } from '../../shared/actor.js';
+import { ClipperError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logging.js';
+import { decodeRequest, reply, replyError } from '../../shared/nats.js';
+import { encode } from '../../shared/codec.js';
+import { endpoints, PROTOCOL_VERSION, type Heartbeat } from '../../shared/protocol.js';
+import { Registry, type ModelRecord } from '../../shared/registry.js';
+import { Subjects } from '../../shared/subjects.js';
+import { checkTensor } from '../../shared/tensor.js';
+import { loadWrapper, type ModelWrapper } from '../../wrappers/mod.js';
+import type { WorkerConfig } from './types.js';
+
+export interface WorkerDeps {
+  nc: NatsConnection;
+  log: Logger;
+}
+
+export class Worker implements Actor {
+  private readonly subjects: Subjects;
+  private readonly ep;
+  private wrapper?: ModelWrapper;
+  private service?: Service;
+  private heartbeat?: NodeJS.Timeout;
+  private state: Heartbeat['state'] = 'loading';
+  /** Batches run one after another: the scheduler's pull-style dispatch assumes it. */
+  private chain: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+
+  constructor(private readonly config: Readonly<WorkerConfig>, private readonly deps: WorkerDeps) {
+    this.subjects = new Subjects(config.prefix);
+    this.ep = endpoints(this.subjects);
+  }
+
+  get subject(): string {
+    return this.subjects.worker(this.config.model, this.config.version, this.config.replica);
+  }
+
+  async start(): Promise<void> {
+    const { model, version, replica } = this.config;
+    this.beat();
+    this.heartbeat = setInterval(() => this.beat(), this.config.heartbeatMs);
+    const record = await this.waitForModel();
+    this.wrapper = await loadWrapper(record, this.config.baseDir, this.deps.log);
+    this.service = await this.deps.nc.services.add({
+      name: 'clipper-worker',
+      version: '0.1.0',
+      description: `replica ${replica} of ${model}:${version}`,
+      metadata: { model, version, replica, wrapper: record.wrapper },
+    });
+    this.service.addEndpoint('batch', { subject: this.subject, handler: (err, msg) => (err ? this.deps.log.error({ err }, 'endpoint error') : this.onBatch(msg)) });
+    this.state = 'ready';
+    this.beat();
+  }
+
+  private async waitForModel(): Promise<ModelRecord> {
+    const registry = await Registry.open(this.deps.nc, this.subjects);
+    const until = Date.now() + this.config.registryWaitMs;
+    for (;;) {
+      const record = await registry.getModel(this.config.model, this.config.version);
+      if (record) return record;
+      if (Date.now() > until) throw new ClipperError('CLIPPER_ERR_MODEL_NOT_FOUND', `${this.config.model}:${this.config.version} is not in the registry`);
+      await sleep(200);
+    }
+  }
+
+  private beat(): void {
+    const { model, version, replica } = this.config;
+    const hb: Heartbeat = {
+      v: PROTOCOL_VERSION, actor: 'worker', id: `${model}.${version}.${replica}`, state: this.state,
+      ts_unix_ms: Date.now(), model, version, replica, subject: this.subject, capacity: 1,
+    };
+    this.deps.nc.publish(this.subjects.events('worker', model, version, replica), encode(hb));
+  }
+
+  private onBatch(msg: Msg): void {
+    this.inFlight++;
+    this.chain = this.chain.then(async () => {
+      try {
+        const batch = decodeRequest(msg, this.ep.worker.request);
+        const inputs = batch.inputs.map(checkTensor);
+        const started = process.hrtime.bigint();
+        const outputs = await this.wrapper!.predict(inputs);
+        const computeUs = Number(process.hrtime.bigint() - started) / 1000;
+        reply(msg, { v: PROTOCOL_VERSION, outputs, compute_us: computeUs });
+        this.deps.log.debug({ batchId: batch.batch_id, batchSize: inputs.length, computeUs }, 'batch done');
+      } catch (err) {
+        const e = ClipperError.from(err, 'CLIPPER_ERR_MODEL_FAILED');
+        this.deps.log.warn({ err: e, code: e.code }, 'batch failed');
+        replyError(msg, e);
+      } finally {
+        this.inFlight--;
+      }
+    });
+  }
+
+  async stop(graceMs = 5_000): Promise<void> {
+    this.state = 'stopping';
+    this.beat();
+    clearInterval(this.heartbeat);
+    await this.service?.stop().catch(() => undefined);
+    const until = Date.now() + graceMs;
+    while (this.inFlight > 0 && Date.now() < until) await sleep(10);
+    await this.wrapper?.close().catch(() => undefined);
+    await this.deps.nc.drain().catch(() => undefined);
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Payload codec: msgpack (msgpackr) by default, JSON when a public message says
+ * `Content-Type: application/json`. The msgpack side uses only standard types (maps, arrays, bin,
+ * str, numbers): no records, no extension types, so any language's msgpack library reads it.
+ */
+import { Packr } from 'msgpackr';
+import { ClipperError } from './errors.js';
+
+const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true, int64AsType: 'number', encodeUndefinedAsNil: false });
+
+export const JSON_CONTENT_TYPE = 'application/json';
+export const MSGPACK_CONTENT_TYPE = 'application/msgpack';
+
+export function encode(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+/** Decodes msgpack, turning any failure into CLIPPER_ERR_PROTO_DECODE. */
+export function decode(data: Uint8Array): unknown {
+  if (data.byteLength === 0) throw new ClipperError('CLIPPER_ERR_REQUEST_EMPTY');
+  try {
+    return packr.unpack(data);
+  } catch (err) {
+    throw new ClipperError('CLIPPER_ERR_PROTO_DECODE', `invalid msgpack: ${(err as Error).message}`);
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses a JSON body, turning any failure into CLIPPER_ERR_PROTO_DECODE. */
+export function decodeJson(data: Uint8Array | string): unknown {
+  if (data.length === 0) throw new ClipperError('CLIPPER_ERR_REQUEST_EMPTY');
+  try {
+    return JSON.parse(typeof data === 'string' ? data : utf8.decode(data));
+  } catch (err) {
+    throw new ClipperError('CLIPPER_ERR_PROTO_DECODE', `invalid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function encodeJson(value: unknown): Uint8Array {
+  return Buffer.from(JSON.stringify(value));
+}
+
+/** True when a Content-Type value names JSON (parameters such as charset are ignored). */
+export function isJsonContentType(value: string | undefined | null): boolean {
+  if (!value) return false;
+  return value.split(';')[0]!.trim().toLowerCase() === JSON_CONTENT_TYPE;
+}

@@ -1,0 +1,101 @@
+/** NATS helpers: connecting, replying with payloads or coded errors, and typed requests. */
+import { connect, headers as natsHeaders, ErrorCode as NatsErrorCode, NatsError, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
+import { decode, decodeJson, encode, encodeJson, isJsonContentType, JSON_CONTENT_TYPE } from './codec.js';
+import { ClipperError, ERROR_CODE_HEADER, ERROR_STATUS_HEADER, ERROR_TEXT_HEADER, type ErrorCode } from './errors.js';
+import type { Logger } from './logging.js';
+import { PROTOCOL_VERSION, type MessageType } from './protocol.js';
+
+export type { NatsConnection, Msg };
+
+/** Connects with endless reconnects and logs the connection's status changes. */
+export async function connectNats(url: string, name: string, log: Logger): Promise<NatsConnection> {
+  const nc = await connect({ servers: url.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 10_000 });
+  log.info({ server: nc.getServer() }, 'nats connected');
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'pingTimer') continue;
+      log.info({ status: s.type, data: typeof s.data === 'string' ? s.data : undefined }, 'nats status');
+    }
+  })();
+  return nc;
+}
+
+/** True when the message says its body is JSON. */
+export function isJsonMsg(msg: Msg): boolean {
+  return isJsonContentType(msg.headers?.get('Content-Type'));
+}
+
+/** Decodes a request body (JSON when the header says so, msgpack otherwise) and validates it. */
+export function decodeRequest<T>(msg: Msg, type: MessageType<T>): T {
+  const raw = isJsonMsg(msg) ? decodeJson(msg.data) : decode(msg.data);
+  return type.parse(raw);
+}
+
+/** Replies in the requester's encoding (JSON when it sent JSON). */
+export function reply(msg: Msg, body: unknown, json = false): void {
+  if (!msg.reply) return;
+  if (json) {
+    const h = natsHeaders();
+    h.set('Content-Type', JSON_CONTENT_TYPE);
+    msg.respond(encodeJson(body), { headers: h });
+  } else {
+    msg.respond(encode(body));
+  }
+}
+
+/** Error headers: nats.js micro's code/description plus our registered code. */
+export function errorHeaders(err: ClipperError, json = false): MsgHdrs {
+  const h = natsHeaders();
+  h.set(ERROR_STATUS_HEADER, String(err.status));
+  h.set(ERROR_TEXT_HEADER, err.message.replace(/[\r\n]+/g, ' '));
+  h.set(ERROR_CODE_HEADER, err.code);
+  if (json) h.set('Content-Type', JSON_CONTENT_TYPE);
+  return h;
+}
+
+/** Replies with a coded error; the body repeats it for clients that do not read headers. */
+export function replyError(msg: Msg, error: unknown, json = false): void {
+  if (!msg.reply) return;
+  const err = ClipperError.from(error);
+  const body = { v: PROTOCOL_VERSION, ...err.toJson() };
+  msg.respond(json ? encodeJson(body) : encode(body), { headers: errorHeaders(err, json) });
+}
+
+/** Rebuilds the typed error a reply carries, if it carries one. */
+export function errorFromReply(msg: Msg): ClipperError | undefined {
+  const h = msg.headers;
+  if (!h) return undefined;
+  const code = h.get(ERROR_CODE_HEADER);
+  const text = h.get(ERROR_TEXT_HEADER);
+  if (!code && !text && !h.hasError) return undefined;
+  return ClipperError.fromWire(code || undefined, text || h.description);
+}
+
+export interface RequestOptions {
+  timeoutMs: number;
+  /** Code to use when nobody listens on the subject. */
+  noResponders?: ErrorCode;
+  /** Code to use when the reply does not arrive in time. */
+  timeout?: ErrorCode;
+}
+
+/** A msgpack request whose reply is decoded and validated; errors come back as ClipperError. */
+export async function request<T>(nc: NatsConnection, subject: string, body: unknown, type: MessageType<T>, opts: RequestOptions): Promise<T> {
+  let msg: Msg;
+  try {
+    msg = await nc.request(subject, encode(body), { timeout: Math.max(1, Math.ceil(opts.timeoutMs)) });
+  } catch (err) {
+    throw natsRequestError(err, subject, opts);
+  }
+  const failure = errorFromReply(msg);
+  if (failure) throw failure;
+  return type.parse(decode(msg.data));
+}
+
+export function natsRequestError(err: unknown, subject: string, opts: Pick<RequestOptions, 'noResponders' | 'timeout'>): ClipperError {
+  if (err instanceof NatsError) {
+    if (err.code === NatsErrorCode.NoResponders) return new ClipperError(opts.noResponders ?? 'CLIPPER_ERR_SERVICE_UNAVAILABLE', `no responders on ${subject}`);
+    if (err.code === NatsErrorCode.Timeout) return new ClipperError(opts.timeout ?? 'CLIPPER_ERR_SERVICE_UNAVAILABLE', `no reply on ${subject} in time`);
+  }
+  return ClipperError.from(err, 'CLIPPER_ERR_SERVICE_UNAVAILABLE');
+}

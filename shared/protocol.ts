@@ -1,0 +1,251 @@
+/**
+ * Every message that crosses NATS, declared once: its subject, its ajv schema and its TypeScript type
+ * (`defineEndpoint`). Wire names are snake_case; every message carries `v`, the protocol version.
+ * Public requests may omit `v` (it means the current version); a version we do not know is refused.
+ */
+import { Ajv, type SchemaObject, type ValidateFunction } from 'ajv';
+import { ClipperError } from './errors.js';
+import { DTYPES, type Tensor } from './tensor.js';
+import { NAME_PATTERN } from './subjects.js';
+
+export const PROTOCOL_VERSION = 1;
+
+const ajv = new Ajv({ allErrors: false, strict: true });
+
+/** A message schema compiled once, with a type guard that throws a coded error. */
+export interface MessageType<T> {
+  readonly schema: SchemaObject;
+  /** Returns the value typed, or throws CLIPPER_ERR_PROTO_VERSION / CLIPPER_ERR_REQUEST_SCHEMA. */
+  parse(value: unknown): T;
+}
+
+export function defineMessage<T>(schema: SchemaObject): MessageType<T> {
+  const validate: ValidateFunction = ajv.compile(schema);
+  return {
+    schema,
+    parse(value: unknown): T {
+      if (value !== null && typeof value === 'object' && 'v' in value && (value as { v: unknown }).v !== PROTOCOL_VERSION) {
+        throw new ClipperError('CLIPPER_ERR_PROTO_VERSION', `got v=${JSON.stringify((value as { v: unknown }).v)}, this server speaks v=${PROTOCOL_VERSION}`);
+      }
+      if (!validate(value)) {
+        const e = validate.errors?.[0];
+        throw new ClipperError('CLIPPER_ERR_REQUEST_SCHEMA', e ? `${e.instancePath || 'body'} ${e.message}` : 'invalid');
+      }
+      return value as T;
+    },
+  };
+}
+
+/** A request/reply endpoint: subject builder plus request and response types. */
+export interface Endpoint<Req, Res, A extends unknown[]> {
+  readonly name: string;
+  readonly subject: (...args: A) => string;
+  readonly request: MessageType<Req>;
+  readonly response: MessageType<Res>;
+}
+
+export function defineEndpoint<Req, Res, A extends unknown[]>(
+  name: string,
+  subject: (...args: A) => string,
+  requestSchema: SchemaObject,
+  responseSchema: SchemaObject,
+): Endpoint<Req, Res, A> {
+  return { name, subject, request: defineMessage<Req>(requestSchema), response: defineMessage<Res>(responseSchema) };
+}
+
+// ---- shared schema pieces ----------------------------------------------------------------------
+
+const version = { type: 'integer', const: PROTOCOL_VERSION };
+const name = { type: 'string', pattern: NAME_PATTERN };
+/** A tensor; `data` is checked by the tensor codec (bytes in msgpack, a flat array in JSON). */
+export const tensorSchema = {
+  type: 'object',
+  required: ['dtype', 'shape', 'data'],
+  properties: {
+    dtype: { type: 'string', enum: [...DTYPES] },
+    shape: { type: 'array', items: { type: 'integer', minimum: 0 }, maxItems: 8 },
+    data: {},
+  },
+  additionalProperties: false,
+} as const;
+const uid = { anyOf: [{ type: 'string', maxLength: 256 }, { type: 'integer' }] };
+
+// ---- public: predict -----------------------------------------------------------------------------
+
+/** What a client sends to `<p>.predict.<app>` or `POST /<app>/predict`. */
+export interface PredictRequest {
+  v?: number;
+  input?: unknown;
+  input_batch?: unknown[];
+  version?: string;
+  uid?: string | number;
+}
+
+/** One prediction: Clipper's response fields. */
+export interface Prediction {
+  query_id: string;
+  output: unknown;
+  default: boolean;
+  default_explanation?: string;
+}
+
+export type PredictResponse = ({ v: number } & Prediction) | { v: number; batch_predictions: Prediction[] };
+
+const predictionSchema = {
+  type: 'object',
+  required: ['query_id', 'output', 'default'],
+  properties: {
+    query_id: { type: 'string' },
+    output: {},
+    default: { type: 'boolean' },
+    default_explanation: { type: 'string' },
+  },
+};
+
+export const predictRequestSchema = {
+  type: 'object',
+  properties: {
+    v: version,
+    input: {},
+    input_batch: { type: 'array', minItems: 1, maxItems: 1024 },
+    version: name,
+    uid,
+  },
+  oneOf: [{ required: ['input'] }, { required: ['input_batch'] }],
+  additionalProperties: false,
+} as const;
+
+// ---- internal: ingress → policy ------------------------------------------------------------------
+
+export interface PolicyQuery {
+  v: number;
+  query_id: string;
+  app: string;
+  uid: string;
+  version?: string;
+  input: Tensor;
+  deadline_unix_ms: number;
+}
+
+/** The policy's answer: a tensor from the models, or the app's default output (a string). */
+export interface PolicyAnswer {
+  v: number;
+  query_id: string;
+  output: Tensor | string;
+  default: boolean;
+  default_explanation?: string;
+  /** `model:version` of each model whose output was used. */
+  models?: string[];
+}
+
+// ---- internal: policy → scheduler, scheduler → worker --------------------------------------------
+
+export interface Task {
+  v: number;
+  query_id: string;
+  deadline_unix_ms: number;
+  input: Tensor;
+}
+
+export interface TaskResult {
+  v: number;
+  output: Tensor;
+}
+
+export interface Batch {
+  v: number;
+  batch_id: string;
+  deadline_unix_ms: number;
+  inputs: Tensor[];
+}
+
+export interface BatchResult {
+  v: number;
+  outputs: Tensor[];
+  compute_us: number;
+}
+
+/** A heartbeat / readiness record on `<p>.events.<actor>.<id>`. */
+export interface Heartbeat {
+  v: number;
+  actor: string;
+  id: string;
+  state: 'loading' | 'ready' | 'stopping';
+  ts_unix_ms: number;
+  model?: string;
+  version?: string;
+  replica?: string;
+  subject?: string;
+  capacity?: number;
+}
+
+export function endpoints(s: import('./subjects.js').Subjects) {
+  return {
+    predict: defineEndpoint<PredictRequest, PredictResponse, [string]>(
+      'predict', (app) => s.predict(app), predictRequestSchema,
+      { type: 'object', required: ['v'], properties: { v: version } },
+    ),
+    policy: defineEndpoint<PolicyQuery, PolicyAnswer, [string, number]>(
+      'policy', (app, shard) => s.policy(app, shard),
+      {
+        type: 'object',
+        required: ['v', 'query_id', 'app', 'uid', 'input', 'deadline_unix_ms'],
+        properties: { v: version, query_id: { type: 'string' }, app: name, uid: { type: 'string' }, version: name, input: tensorSchema, deadline_unix_ms: { type: 'number' } },
+        additionalProperties: false,
+      },
+      {
+        type: 'object',
+        required: ['v', 'query_id', 'output', 'default'],
+        properties: { v: version, query_id: { type: 'string' }, output: { anyOf: [{ type: 'string' }, tensorSchema] }, default: { type: 'boolean' }, default_explanation: { type: 'string' }, models: { type: 'array', items: { type: 'string' } } },
+        additionalProperties: false,
+      },
+    ),
+    batch: defineEndpoint<Task, TaskResult, [string, string]>(
+      'batch', (model, ver) => s.batch(model, ver),
+      {
+        type: 'object',
+        required: ['v', 'query_id', 'deadline_unix_ms', 'input'],
+        properties: { v: version, query_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, input: tensorSchema },
+        additionalProperties: false,
+      },
+      { type: 'object', required: ['v', 'output'], properties: { v: version, output: tensorSchema }, additionalProperties: false },
+    ),
+    worker: defineEndpoint<Batch, BatchResult, [string, string, string]>(
+      'worker', (model, ver, replica) => s.worker(model, ver, replica),
+      {
+        type: 'object',
+        required: ['v', 'batch_id', 'deadline_unix_ms', 'inputs'],
+        properties: { v: version, batch_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, inputs: { type: 'array', items: tensorSchema, minItems: 1 } },
+        additionalProperties: false,
+      },
+      {
+        type: 'object',
+        required: ['v', 'outputs', 'compute_us'],
+        properties: { v: version, outputs: { type: 'array', items: tensorSchema }, compute_us: { type: 'number' } },
+        additionalProperties: false,
+      },
+    ),
+  };
+}
+
+export type Endpoints = ReturnType<typeof endpoints>;
+
+export const heartbeatMessage = defineMessage<Heartbeat>({
+  type: 'object',
+  required: ['v', 'actor', 'id', 'state', 'ts_unix_ms'],
+  properties: {
+    v: version,
+    actor: { type: 'string' },
+    id: { type: 'string' },
+    state: { enum: ['loading', 'ready', 'stopping'] },
+    ts_unix_ms: { type: 'number' },
+    model: { type: 'string' },
+    version: { type: 'string' },
+    replica: { type: 'string' },
+    subject: { type: 'string' },
+    capacity: { type: 'integer', minimum: 1 },
+  },
+  additionalProperties: false,
+});
+
+export { predictionSchema };

@@ -1,0 +1,34 @@
+/**
+ * Model wrappers: what a worker loads to evaluate one model version. A wrapper takes a batch of
+ * per-query input tensors and returns one output tensor per query, in order.
+ */
+import path from 'node:path';
+import type { Logger } from '../shared/logging.js';
+import type { ModelRecord } from '../shared/registry.js';
+import type { Tensor } from '../shared/tensor.js';
+import { OnnxWrapper } from './onnx.js';
+import { JsWrapper } from './js.js';
+
+export interface ModelWrapper {
+  readonly kind: string;
+  /** Evaluates a batch: one output per input, same order. */
+  predict(inputs: readonly Tensor[]): Promise<Tensor[]>;
+  close(): Promise<void>;
+}
+
+/** Resolves a model path: absolute as given, relative to `baseDir` otherwise. */
+export function resolveModelPath(p: string, baseDir: string): string {
+  return path.isAbsolute(p) ? p : path.resolve(baseDir, p);
+}
+
+export async function loadWrapper(model: ModelRecord, baseDir: string, log: Logger): Promise<ModelWrapper> {
+  const file = resolveModelPath(model.model_data_path, baseDir);
+  switch (model.wrapper) {
+    case 'onnx':
+      return OnnxWrapper.load(file, model.wrapper_config ?? {}, log);
+    case 'js':
+      return JsWrapper.load(file, log);
+  }
+}
+
+export { OnnxWrapper, JsWrapper };
