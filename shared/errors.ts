@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   CLIPPER_ERR_MODEL_NOT_FOUND: { status: 404, retryable: false, message: 'model not found' },
   CLIPPER_ERR_MODEL_EXISTS: { status: 409, retryable: false, message: 'model version already exists' },
   CLIPPER_ERR_VERSION_NOT_FOUND: { status: 404, retryable: false, message: 'model version not found' },
+  CLIPPER_ERR_ADMIN_UNAUTHORIZED: { status: 401, retryable: false, message: 'missing or wrong admin token' },
   CLIPPER_ERR_ROUTE_NOT_FOUND: { status: 404, retryable: false, message: 'no such endpoint' },
   CLIPPER_ERR_METHOD_NOT_ALLOWED: { status: 405, retryable: false, message: 'method not allowed' },
   CLIPPER_ERR_QUERY_EXPIRED: { status: 504, retryable: true, message: 'query deadline passed before evaluation' },

@@ -10,7 +10,7 @@ import { NAME_PATTERN } from './subjects.js';
 
 export const PROTOCOL_VERSION = 1;
 
-const ajv = new Ajv({ allErrors: false, strict: true });
+const ajv = new Ajv({ allErrors: false, strict: true, strictRequired: false });
 
 /** A message schema compiled once, with a type guard that throws a coded error. */
 export interface MessageType<T> {

@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+/** The `clipper` command line: start everything, send predictions, and manage the registry. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { connect } from 'nats';
+import { decode, encode } from '../shared/codec.js';
+import { ClipperError } from '../shared/errors.js';
+import { Subjects } from '../shared/subjects.js';
+import { toJsonValue, type Tensor } from '../shared/tensor.js';
+import { NATS_INSTALL_HINT } from '../shared/nats-server.js';
+import { PROJECT_ROOT } from '../shared/process.js';
+import { AdminClient } from './admin-client.js';
+import { registerDemo, Stack } from './stack.js';
+
+const out = (line: string): void => void process.stdout.write(`${line}\n`);
+const err = (line: string): void => void process.stderr.write(`${line}\n`);
+
+function int(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('not an integer');
+  return n;
+}
+
+function json(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError('not valid JSON');
+  }
+}
+
+const program = new Command()
+  .name('clipper')
+  .description('Low-latency prediction serving on NATS')
+  .option('--admin <url>', 'admin API URL', process.env.CLIPPER_ADMIN_URL ?? 'http://127.0.0.1:1338')
+  .option('--token <token>', 'admin API token', process.env.CLIPPER_ADMIN_TOKEN);
+
+const admin = (): AdminClient => {
+  const o = program.opts<{ admin: string; token?: string }>();
+  return new AdminClient(o.admin, o.token);
+};
+const print = (v: unknown): void => out(JSON.stringify(v, null, 2));
+
+program
+  .command('up')
+  .description('start NATS (embedded when none is reachable), the agent and every actor')
+  .option('--demo', 'register the digits demo app and wait until it answers')
+  .option('--nats-url <url>', 'NATS server to use', process.env.NATS_URL)
+  .option('--embedded', 'always start an embedded nats-server')
+  .option('--data-dir <dir>', 'data folder (NATS store, logs)', path.join(PROJECT_ROOT, 'data'))
+  .option('--http-port <port>', 'query API port', int, Number(process.env.CLIPPER_HTTP_PORT ?? 1337))
+  .option('--admin-port <port>', 'admin API port', int, Number(process.env.CLIPPER_ADMIN_PORT ?? 1338))
+  .option('--prefix <prefix>', 'subject prefix', process.env.CLIPPER_PREFIX ?? 'clipper')
+  .option('--log-level <level>', 'log level of the actors', process.env.LOG_LEVEL ?? 'info')
+  .action(async (o: { demo?: boolean; natsUrl?: string; embedded?: boolean; dataDir: string; httpPort: number; adminPort: number; prefix: string; logLevel: string }) => {
+    let stack: Stack;
+    try {
+      stack = await Stack.start({ ...o, dataDir: path.resolve(o.dataDir), onProgress: (l) => out(`clipper: ${l}`) });
+    } catch (e) {
+      const message = (e as Error).message;
+      err(`clipper up: ${message}`);
+      if (message === NATS_INSTALL_HINT) err('(`npm start` needs nats-server or a reachable NATS with JetStream.)');
+      process.exit(1);
+    }
+    let stopping = false;
+    const shutdown = async (signal: string): Promise<void> => {
+      if (stopping) return;
+      stopping = true;
+      out(`clipper: ${signal}, stopping every process…`);
+      await stack.stop();
+      out('clipper: stopped');
+      process.exit(0);
+    };
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    for (const c of stack.children) {
+      void c.exited.then((code) => {
+        if (!stopping) err(`clipper: ${c.name} exited with ${code}; see ${path.join(stack.logDir, `${c.name}.log`)}`);
+      });
+    }
+    out(`clipper: query API ${stack.ingressUrl}, admin API ${stack.adminUrl}, logs in ${stack.logDir}`);
+    if (o.demo) {
+      out('clipper: registering the demo app "digits" and waiting for its model to load…');
+      try {
+        await registerDemo(stack);
+      } catch (e) {
+        err(`clipper: ${(e as Error).message}`);
+        await shutdown('demo failed');
+        return;
+      }
+      const row = [0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0, 0, 4, 12, 0, 0, 8, 8, 0, 0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0, 0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6, 13, 10, 0, 0, 0];
+      out('clipper: ready. Try (this row is a handwritten 0):');
+      out(`  curl -s -X POST -H 'Content-Type: application/json' -d '{"input": ${JSON.stringify(row)}}' ${stack.ingressUrl}/digits/predict`);
+      out(`  node dist/cli/clipper.js predict digits '${JSON.stringify(row)}'`);
+    }
+    out('clipper: running; Ctrl-C stops everything.');
+  });
+
+program
+  .command('predict <app> [input]')
+  .description('send one query (a JSON value, e.g. "[1,2,3]") over HTTP, or over NATS with --nats')
+  .option('--url <url>', 'query API URL', process.env.CLIPPER_URL ?? 'http://127.0.0.1:1337')
+  .option('--nats [url]', 'send on NATS (msgpack) instead of HTTP')
+  .option('--prefix <prefix>', 'subject prefix for --nats', process.env.CLIPPER_PREFIX ?? 'clipper')
+  .option('--file <path>', 'read the request body (JSON with "input" or "input_batch") from a file')
+  .option('--uid <uid>', 'user id')
+  .option('--version <version>', 'model version')
+  .action(async (app: string, input: string | undefined, o: { url: string; nats?: string | boolean; prefix: string; file?: string; uid?: string; version?: string }) => {
+    const body = (o.file ? json(fs.readFileSync(o.file, 'utf8')) : { input: input === undefined ? undefined : json(input) }) as Record<string, unknown>;
+    if (o.uid) body.uid = o.uid;
+    if (o.version) body.version = o.version;
+    if (o.nats) {
+      const nc = await connect({ servers: typeof o.nats === 'string' ? o.nats : (process.env.NATS_URL ?? 'nats://127.0.0.1:4222') });
+      try {
+        const msg = await nc.request(new Subjects(o.prefix).predict(app), encode(body), { timeout: 30_000 });
+        const res = decode(msg.data) as Record<string, unknown>;
+        if (typeof res.output === 'object' && res.output !== null) res.output = toJsonValue(res.output as Tensor);
+        print(res);
+        if (msg.headers?.hasError) process.exitCode = 1;
+      } finally {
+        await nc.close();
+      }
+      return;
+    }
+    const res = await fetch(`${o.url}/${encodeURIComponent(app)}/predict`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    print(await res.json());
+    if (!res.ok) process.exitCode = 1;
+  });
+
+program.command('ping').description('check the admin API').action(async () => print(await admin().call('ping')));
+
+program
+  .command('add-app <name>')
+  .description('register an application')
+  .requiredOption('--input-type <type>', 'doubles | floats | ints | bytes | strings')
+  .option('--input-shape <dims>', 'shape of one input, e.g. 64 or 8,8')
+  .option('--default-output <text>', 'output when no model answers in time', '')
+  .option('--slo-micros <n>', 'latency objective in microseconds', int, 100_000)
+  .option('--policy <name>', 'correction policy', 'single')
+  .action(async (name: string, o: { inputType: string; inputShape?: string; defaultOutput: string; sloMicros: number; policy: string }) => {
+    print(await admin().call('add_app', {
+      name, input_type: o.inputType, default_output: o.defaultOutput, latency_slo_micros: o.sloMicros, policy: o.policy,
+      ...(o.inputShape ? { input_shape: o.inputShape.split(',').map(Number) } : {}),
+    }));
+  });
+
+program.command('delete-app <name>').description('remove an application and its links').action(async (name: string) => print(await admin().call('delete_app', { name })));
+
+program
+  .command('add-model <name> <version> <path>')
+  .description('register a model version (it becomes the current version)')
+  .requiredOption('--wrapper <kind>', 'onnx | js')
+  .requiredOption('--input-type <type>', 'doubles | floats | ints | bytes | strings')
+  .option('--batch-size <n>', 'max batch size, -1 for adaptive', int, -1)
+  .option('--replicas <n>', 'worker replicas', int, 1)
+  .action(async (name: string, version: string, file: string, o: { wrapper: string; inputType: string; batchSize: number; replicas: number }) => {
+    print(await admin().call('add_model', {
+      model_name: name, model_version: version, model_data_path: path.resolve(file), wrapper: o.wrapper, input_type: o.inputType, batch_size: o.batchSize, num_replicas: o.replicas,
+    }));
+  });
+
+program.command('set-model-version <name> <version>').description('roll a model to a registered version').action(async (name: string, version: string) => print(await admin().call('set_model_version', { model_name: name, model_version: version })));
+program.command('link <app> <models...>').description('link models to an application').action(async (app: string, models: string[]) => print(await admin().call('add_model_links', { app_name: app, model_names: models })));
+program.command('unlink <app> <models...>').description('remove model links').action(async (app: string, models: string[]) => print(await admin().call('delete_model_links', { app_name: app, model_names: models })));
+program.command('apps').description('list applications').option('-v, --verbose', 'full records').action(async (o: { verbose?: boolean }) => print(await admin().call('get_all_applications', { verbose: !!o.verbose })));
+program.command('app <name>').description('show one application').action(async (name: string) => print(await admin().call('get_application', { name })));
+program.command('models').description('list model versions').option('-v, --verbose', 'full records').action(async (o: { verbose?: boolean }) => print(await admin().call('get_all_models', { verbose: !!o.verbose })));
+program.command('model <name> <version>').description('show one model version').action(async (name: string, version: string) => print(await admin().call('get_model', { model_name: name, model_version: version })));
+program.command('linked <app>').description('models linked to an application').action(async (app: string) => print(await admin().call('get_linked_models', { app_name: app })));
+
+program.parseAsync().catch((e: unknown) => {
+  if (e instanceof ClipperError) err(`clipper: ${e.code}: ${e.message}`);
+  else err(`clipper: ${(e as Error).message ?? String(e)}`);
+  process.exit(1);
+});
+

@@ -1,0 +1,200 @@
+/**
+ * The ingress actor: Clipper's query API over HTTP (`POST /<app>/predict`) and NATS
+ * (`<p>.predict.<app>`). It checks each input against its application, stamps the query with an id
+ * and an absolute deadline (now + the app's latency SLO), and asks the policy shard that owns
+ * hash(app, uid). It holds no state, so any number of copies can run (queue group `ingress`).
+ */
+import http from 'node:http';
+import { nuid, type Msg, type NatsConnection, type Service } from 'nats';
+import xxhash from 'xxhash-wasm';
+import type { Actor } from '../../shared/actor.js';
+import { sleep } from '../../shared/actor.js';
+import { decodeJson, isJsonContentType } from '../../shared/codec.js';
+import { ClipperError } from '../../shared/errors.js';
+import { parseInput, parseInputBatch } from '../../shared/input.js';
+import type { Logger } from '../../shared/logging.js';
+import { decodeRequest, isJsonMsg, reply, replyError, request } from '../../shared/nats.js';
+import { endpoints, PROTOCOL_VERSION, type PolicyAnswer, type PredictRequest, type Prediction } from '../../shared/protocol.js';
+import { openRegistryBucket, RegistryView, type AppRecord } from '../../shared/registry.js';
+import { Subjects } from '../../shared/subjects.js';
+import { toJsonValue, type Tensor } from '../../shared/tensor.js';
+import type { IngressConfig } from './types.js';
+
+export interface IngressDeps {
+  nc: NatsConnection;
+  log: Logger;
+}
+
+type Encoding = 'json' | 'msgpack';
+
+export class Ingress implements Actor {
+  private readonly subjects: Subjects;
+  private readonly ep;
+  private readonly view: RegistryView;
+  private server?: http.Server;
+  private service?: Service;
+  private hash32?: (input: string, seed?: number) => number;
+  private ready = false;
+  private inFlight = 0;
+
+  constructor(private readonly config: Readonly<IngressConfig>, private readonly deps: IngressDeps) {
+    this.subjects = new Subjects(config.prefix);
+    this.ep = endpoints(this.subjects);
+    this.view = new RegistryView(deps.log);
+  }
+
+  /** The HTTP port actually bound (useful with port 0). */
+  get port(): number {
+    const addr = this.server?.address();
+    return typeof addr === 'object' && addr ? addr.port : this.config.httpPort;
+  }
+
+  async start(): Promise<void> {
+    this.hash32 = (await xxhash()).h32;
+    await this.view.start(await openRegistryBucket(this.deps.nc, this.subjects));
+    if (this.config.natsPredict) {
+      this.service = await this.deps.nc.services.add({ name: 'clipper-ingress', version: '0.1.0' });
+      this.service.addEndpoint('predict', {
+        subject: this.subjects.predictAll(),
+        queue: 'ingress',
+        handler: (err, msg) => (err ? this.deps.log.error({ err }, 'endpoint error') : void this.onNatsPredict(msg)),
+      });
+    }
+    this.server = http.createServer((req, res) => void this.onHttp(req, res));
+    this.server.keepAliveTimeout = 65_000;
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.config.httpPort, this.config.httpHost, () => resolve());
+    });
+    this.ready = true;
+    this.deps.log.info({ port: this.port }, 'ingress listening');
+  }
+
+  // ---- the query path shared by HTTP and NATS --------------------------------------------------
+
+  /** Checks a request against its app and evaluates it; throws ClipperError on bad input. */
+  async predict(appName: string, body: PredictRequest, encoding: Encoding): Promise<Record<string, unknown>> {
+    const app = this.view.apps.get(appName);
+    if (!app) throw new ClipperError('CLIPPER_ERR_APP_NOT_FOUND', `no application named ${appName}`);
+    if (body.version !== undefined && !(this.view.links.get(appName) ?? []).some((m) => this.view.model(m, body.version!))) {
+      throw new ClipperError('CLIPPER_ERR_VERSION_NOT_FOUND', `no model linked to ${appName} has version ${body.version}`);
+    }
+    const spec = { inputType: app.input_type, inputShape: app.input_shape };
+    const uid = body.uid === undefined ? '0' : String(body.uid);
+    if (body.input_batch !== undefined) {
+      const inputs = parseInputBatch(body.input_batch, spec);
+      const batch = await Promise.all(inputs.map((input) => this.query(app, uid, body.version, input, encoding)));
+      return { v: PROTOCOL_VERSION, batch_predictions: batch };
+    }
+    return { v: PROTOCOL_VERSION, ...(await this.query(app, uid, body.version, parseInput(body.input, spec), encoding)) };
+  }
+
+  private async query(app: AppRecord, uid: string, version: string | undefined, input: Tensor, encoding: Encoding): Promise<Prediction> {
+    const sloMs = app.latency_slo_micros / 1000;
+    const queryId = nuid.next();
+    const deadlineUnixMs = Date.now() + sloMs;
+    const shard = this.config.policyShards === 1 ? 0 : this.hash32!(`${app.name}\u0000${uid}`) % this.config.policyShards;
+    const answer: PolicyAnswer = await request(this.deps.nc, this.subjects.policy(app.name, shard), {
+      v: PROTOCOL_VERSION, query_id: queryId, app: app.name, uid, ...(version ? { version } : {}), input, deadline_unix_ms: deadlineUnixMs,
+    }, this.ep.policy.response, { timeoutMs: sloMs + this.config.policyGraceMs, noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE', timeout: 'CLIPPER_ERR_SERVICE_UNAVAILABLE' });
+    const output = typeof answer.output === 'string' || encoding === 'msgpack' ? answer.output : toJsonValue(answer.output);
+    const prediction: Prediction = { query_id: queryId, output, default: answer.default };
+    if (answer.default_explanation) prediction.default_explanation = answer.default_explanation;
+    return prediction;
+  }
+
+  // ---- NATS ---------------------------------------------------------------------------------------
+
+  private async onNatsPredict(msg: Msg): Promise<void> {
+    const json = isJsonMsg(msg);
+    this.inFlight++;
+    try {
+      const app = Subjects.lastToken(msg.subject);
+      const body = decodeRequest(msg, this.ep.predict.request);
+      reply(msg, await this.predict(app, body, json ? 'json' : 'msgpack'), json);
+    } catch (err) {
+      this.logFailure(err, msg.subject);
+      replyError(msg, err, json);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  // ---- HTTP ---------------------------------------------------------------------------------------
+
+  private async onHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    this.inFlight++;
+    try {
+      const url = req.url ?? '/';
+      const path = url.split('?')[0]!;
+      if (path === '/health') return this.sendHealth(req, res);
+      const match = /^\/([^/]+)\/predict$/.exec(path);
+      if (!match) throw new ClipperError('CLIPPER_ERR_ROUTE_NOT_FOUND', `${req.method} ${path}`);
+      if (req.method !== 'POST') throw new ClipperError('CLIPPER_ERR_METHOD_NOT_ALLOWED', `${req.method} ${path}: use POST`);
+      if (!isJsonContentType(req.headers['content-type'])) {
+        throw new ClipperError('CLIPPER_ERR_REQUEST_CONTENT_TYPE', `Content-Type must be application/json, got ${req.headers['content-type'] ?? 'none'}`);
+      }
+      const body = this.ep.predict.request.parse(decodeJson(await this.readBody(req)));
+      sendJson(res, 200, await this.predict(decodeURIComponent(match[1]!), body, 'json'));
+    } catch (err) {
+      const e = ClipperError.from(err);
+      this.logFailure(e, req.url);
+      sendJson(res, e.status, e.toJson(), e.retryable ? { 'Retry-After': '1' } : undefined);
+      if (e.code === 'CLIPPER_ERR_REQUEST_TOO_LARGE') req.resume();
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private readBody(req: http.IncomingMessage): Promise<string> {
+    const limit = this.config.maxBodyBytes;
+    const declared = Number(req.headers['content-length']);
+    if (declared > limit) return Promise.reject(new ClipperError('CLIPPER_ERR_REQUEST_TOO_LARGE', `${declared} bytes, the limit is ${limit}`));
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > limit) {
+          req.removeAllListeners('data');
+          req.resume();
+          reject(new ClipperError('CLIPPER_ERR_REQUEST_TOO_LARGE', `more than ${limit} bytes`));
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+      req.on('error', reject);
+    });
+  }
+
+  private sendHealth(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.method !== 'GET') throw new ClipperError('CLIPPER_ERR_METHOD_NOT_ALLOWED', 'use GET /health');
+    const natsUp = !this.deps.nc.isClosed() && !this.deps.nc.isDraining();
+    const ready = this.ready && natsUp;
+    sendJson(res, ready ? 200 : 503, { live: true, ready, nats: natsUp ? 'connected' : 'disconnected', apps: this.view.apps.size });
+  }
+
+  private logFailure(err: unknown, where: string | undefined): void {
+    const e = ClipperError.from(err);
+    if (e.status >= 500) this.deps.log.warn({ code: e.code, err: e.message, where }, 'request failed');
+    else this.deps.log.debug({ code: e.code, err: e.message, where }, 'request refused');
+  }
+
+  async stop(graceMs = 5_000): Promise<void> {
+    this.ready = false;
+    this.server?.close();
+    await this.service?.stop().catch(() => undefined);
+    const until = Date.now() + graceMs;
+    while (this.inFlight > 0 && Date.now() < until) await sleep(10);
+    this.server?.closeAllConnections();
+    this.view.stop();
+    await this.deps.nc.drain().catch(() => undefined);
+  }
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}

@@ -1,0 +1,17 @@
+/** Ingress process: HTTP on CLIPPER_HTTP_PORT (1337) and NATS `<p>.predict.<app>`. */
+import { runActor } from '../../shared/actor.js';
+import { commonFromEnv, loadConfig } from '../../shared/config.js';
+import { createLogger } from '../../shared/logging.js';
+import { connectNats } from '../../shared/nats.js';
+import { Ingress, ingressConfigSchema, type IngressConfig } from './mod.js';
+
+const env = process.env;
+const config = loadConfig<IngressConfig>(ingressConfigSchema, {
+  ...commonFromEnv(),
+  httpPort: env.CLIPPER_HTTP_PORT,
+  httpHost: env.CLIPPER_HTTP_HOST,
+  maxBodyBytes: env.CLIPPER_MAX_BODY_BYTES,
+  policyShards: env.CLIPPER_POLICY_SHARDS,
+});
+const log = createLogger('ingress', config.logLevel);
+await runActor('ingress', log, async () => new Ingress(config, { nc: await connectNats(config.natsUrl, 'ingress', log), log }));

@@ -1,0 +1,29 @@
+import { commonConfigProperties, type CommonConfig } from '../../shared/config.js';
+
+/** Ingress settings. */
+export interface IngressConfig extends CommonConfig {
+  httpPort: number;
+  httpHost: string;
+  /** Requests with a larger body are refused with 413. */
+  maxBodyBytes: number;
+  /** Policy shard count P (must match the policy processes). */
+  policyShards: number;
+  /** Extra time past the deadline to wait for the policy's answer before giving up. */
+  policyGraceMs: number;
+  /** Serve `<p>.predict.<app>` on NATS too. */
+  natsPredict: boolean;
+}
+
+export const ingressConfigSchema = {
+  type: 'object',
+  properties: {
+    ...commonConfigProperties,
+    httpPort: { type: 'integer', minimum: 0, maximum: 65535, default: 1337 },
+    httpHost: { type: 'string', default: '0.0.0.0' },
+    maxBodyBytes: { type: 'integer', minimum: 1024, default: 1_048_576 },
+    policyShards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
+    policyGraceMs: { type: 'integer', minimum: 0, default: 250 },
+    natsPredict: { type: 'boolean', default: true },
+  },
+  additionalProperties: false,
+} as const;

@@ -1,0 +1,3 @@
+export { PolicyActor, type PolicyDeps } from './policy.js';
+export { SinglePolicy } from './single-policy.js';
+export { policyConfigSchema, modelKey, type PolicyConfig, type CorrectionPolicy, type ModelRef, type PolicyContext } from './types.js';
