@@ -152,16 +152,22 @@ export interface TaskResult {
   output: Tensor;
 }
 
+/**
+ * A batch for a worker. With `reply_to` (one subject per input) the worker sends each output
+ * straight to its requester, saving the hop back through the scheduler, and its reply to the
+ * scheduler carries no outputs.
+ */
 export interface Batch {
   v: number;
   batch_id: string;
   deadline_unix_ms: number;
   inputs: Tensor[];
+  reply_to?: string[];
 }
 
 export interface BatchResult {
   v: number;
-  outputs: Tensor[];
+  outputs?: Tensor[];
   compute_us: number;
 }
 
@@ -215,12 +221,12 @@ export function endpoints(s: import('./subjects.js').Subjects) {
       {
         type: 'object',
         required: ['v', 'batch_id', 'deadline_unix_ms', 'inputs'],
-        properties: { v: version, batch_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, inputs: { type: 'array', items: tensorSchema, minItems: 1 } },
+        properties: { v: version, batch_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, inputs: { type: 'array', items: tensorSchema, minItems: 1 }, reply_to: { type: 'array', items: { type: 'string' } } },
         additionalProperties: false,
       },
       {
         type: 'object',
-        required: ['v', 'outputs', 'compute_us'],
+        required: ['v', 'compute_us'],
         properties: { v: version, outputs: { type: 'array', items: tensorSchema }, compute_us: { type: 'number' } },
         additionalProperties: false,
       },

@@ -2,7 +2,9 @@
  * The ingress actor: Clipper's query API over HTTP (`POST /<app>/predict`) and NATS
  * (`<p>.predict.<app>`). It checks each input against its application, stamps the query with an id
  * and an absolute deadline (now + the app's latency SLO), and asks the policy shard that owns
- * hash(app, uid). It holds no state, so any number of copies can run (queue group `ingress`).
+ * hash(app, uid), or, for stateless policies such as `single`, evaluates the query in-process
+ * (same QueryExecutor, one round trip fewer). It holds no state, so any number of copies can run
+ * (queue group `ingress`).
  */
 import http from 'node:http';
 import { nuid, type Msg, type NatsConnection, type Service } from 'nats';
@@ -14,10 +16,11 @@ import { ClipperError } from '../../shared/errors.js';
 import { parseInput, parseInputBatch } from '../../shared/input.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, isJsonMsg, reply, replyError, request } from '../../shared/nats.js';
-import { endpoints, PROTOCOL_VERSION, type PolicyAnswer, type PredictRequest, type Prediction } from '../../shared/protocol.js';
+import { endpoints, PROTOCOL_VERSION, type PolicyAnswer, type PolicyQuery, type PredictRequest, type Prediction } from '../../shared/protocol.js';
 import { openRegistryBucket, RegistryView, type AppRecord } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { toJsonValue, type Tensor } from '../../shared/tensor.js';
+import { isStatelessPolicy, QueryExecutor } from '../policy/mod.js';
 import type { IngressConfig } from './types.js';
 
 export interface IngressDeps {
@@ -31,6 +34,7 @@ export class Ingress implements Actor {
   private readonly subjects: Subjects;
   private readonly ep;
   private readonly view: RegistryView;
+  private readonly executor: QueryExecutor;
   private server?: http.Server;
   private service?: Service;
   private hash32?: (input: string, seed?: number) => number;
@@ -41,6 +45,7 @@ export class Ingress implements Actor {
     this.subjects = new Subjects(config.prefix);
     this.ep = endpoints(this.subjects);
     this.view = new RegistryView(deps.log);
+    this.executor = new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view });
   }
 
   /** The HTTP port actually bound (useful with port 0). */
@@ -94,9 +99,12 @@ export class Ingress implements Actor {
     const queryId = nuid.next();
     const deadlineUnixMs = Date.now() + sloMs;
     const shard = this.config.policyShards === 1 ? 0 : this.hash32!(`${app.name}\u0000${uid}`) % this.config.policyShards;
-    const answer: PolicyAnswer = await request(this.deps.nc, this.subjects.policy(app.name, shard), {
-      v: PROTOCOL_VERSION, query_id: queryId, app: app.name, uid, ...(version ? { version } : {}), input, deadline_unix_ms: deadlineUnixMs,
-    }, this.ep.policy.response, { timeoutMs: sloMs + this.config.policyGraceMs, noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE', timeout: 'CLIPPER_ERR_SERVICE_UNAVAILABLE' });
+    const q: PolicyQuery = { v: PROTOCOL_VERSION, query_id: queryId, app: app.name, uid, ...(version ? { version } : {}), input, deadline_unix_ms: deadlineUnixMs };
+    const answer: PolicyAnswer = this.config.localStatelessPolicies && isStatelessPolicy(app.policy)
+      ? await this.executor.answer(q)
+      : await request(this.deps.nc, this.subjects.policy(app.name, shard), q, this.ep.policy.response, {
+        timeoutMs: sloMs + this.config.policyGraceMs, noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE', timeout: 'CLIPPER_ERR_SERVICE_UNAVAILABLE',
+      });
     const output = typeof answer.output === 'string' || encoding === 'msgpack' ? answer.output : toJsonValue(answer.output);
     const prediction: Prediction = { query_id: queryId, output, default: answer.default };
     if (answer.default_explanation) prediction.default_explanation = answer.default_explanation;
@@ -109,6 +117,9 @@ export class Ingress implements Actor {
     const json = isJsonMsg(msg);
     this.inFlight++;
     try {
+      if (msg.data.byteLength > this.config.maxBodyBytes) {
+        throw new ClipperError('CLIPPER_ERR_REQUEST_TOO_LARGE', `${msg.data.byteLength} bytes, the limit is ${this.config.maxBodyBytes}`);
+      }
       const app = Subjects.lastToken(msg.subject);
       const body = decodeRequest(msg, this.ep.predict.request);
       reply(msg, await this.predict(app, body, json ? 'json' : 'msgpack'), json);

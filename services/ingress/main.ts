@@ -12,6 +12,7 @@ const config = loadConfig<IngressConfig>(ingressConfigSchema, {
   httpHost: env.CLIPPER_HTTP_HOST,
   maxBodyBytes: env.CLIPPER_MAX_BODY_BYTES,
   policyShards: env.CLIPPER_POLICY_SHARDS,
+  localStatelessPolicies: env.CLIPPER_LOCAL_STATELESS_POLICIES,
 });
 const log = createLogger('ingress', config.logLevel);
 await runActor('ingress', log, async () => new Ingress(config, { nc: await connectNats(config.natsUrl, 'ingress', log), log }));

@@ -12,6 +12,8 @@ export interface IngressConfig extends CommonConfig {
   policyGraceMs: number;
   /** Serve `<p>.predict.<app>` on NATS too. */
   natsPredict: boolean;
+  /** Run stateless policies (`single`) in-process instead of asking a policy shard. */
+  localStatelessPolicies: boolean;
 }
 
 export const ingressConfigSchema = {
@@ -24,6 +26,7 @@ export const ingressConfigSchema = {
     policyShards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
     policyGraceMs: { type: 'integer', minimum: 0, default: 250 },
     natsPredict: { type: 'boolean', default: true },
+    localStatelessPolicies: { type: 'boolean', default: true },
   },
   additionalProperties: false,
 } as const;

@@ -4,6 +4,7 @@ import { modelKey, type CorrectionPolicy, type ModelRef, type PolicyContext } fr
 
 export class SinglePolicy implements CorrectionPolicy {
   readonly name = 'single';
+  readonly stateless = true;
 
   select(ctx: PolicyContext): ModelRef[] {
     return ctx.models.slice(0, 1);

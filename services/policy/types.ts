@@ -39,6 +39,8 @@ export interface PolicyContext {
  */
 export interface CorrectionPolicy {
   readonly name: string;
+  /** True when the policy keeps no per-(app, user) state, so any process may run it. */
+  readonly stateless: boolean;
   select(ctx: PolicyContext): ModelRef[];
   /** Combines the outputs that arrived (keyed by `name:version`); undefined means "use the default". */
   combine(ctx: PolicyContext, outputs: ReadonlyMap<string, Tensor>): { output: Tensor; models: string[] } | undefined;

@@ -3,7 +3,7 @@
  * in an earliest-deadline-first queue; whenever a worker replica has capacity the scheduler takes
  * the next batch (size from a BatchSizer), skipping tasks whose deadline has passed (they are
  * answered "expired"), and sends it to that replica. Each task's answer goes straight back to the
- * task's requester.
+ * task's requester: the worker sends it there directly.
  */
 import { RequestStrategy, type Msg, type NatsConnection, type Service, type Subscription } from 'nats';
 import type { Actor } from '../../shared/actor.js';
@@ -11,7 +11,7 @@ import { sleep } from '../../shared/actor.js';
 import { decode, encode } from '../../shared/codec.js';
 import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
-import { decodeRequest, natsRequestError, errorFromReply, reply, replyError } from '../../shared/nats.js';
+import { decodeRequest, natsRequestError, errorFromReply, replyError } from '../../shared/nats.js';
 import { endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type Heartbeat } from '../../shared/protocol.js';
 import { openRegistryBucket, RegistryView } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
@@ -212,17 +212,19 @@ export class Scheduler implements Actor {
     replica.inFlight++;
     this.inFlightBatches++;
     const deadline = Math.max(...tasks.map((t) => t.deadlineUnixMs));
-    const batch: Batch = { v: PROTOCOL_VERSION, batch_id: `${this.config.model}-${++this.batchSeq}`, deadline_unix_ms: deadline, inputs: tasks.map((t) => t.input) };
+    const batch: Batch = {
+      v: PROTOCOL_VERSION, batch_id: `${this.config.model}-${++this.batchSeq}`, deadline_unix_ms: deadline,
+      inputs: tasks.map((t) => t.input), reply_to: tasks.map((t) => t.msg.reply ?? ''),
+    };
     const started = process.hrtime.bigint();
     try {
       const res = await this.deps.nc.request(replica.subject, encode(batch), { timeout: Math.max(1_000, deadline - Date.now() + 1_000) });
       const failure = errorFromReply(res);
       if (failure) throw failure;
       const result = this.ep.worker.response.parse(decode(res.data));
-      if (result.outputs.length !== tasks.length) throw new ClipperError('CLIPPER_ERR_MODEL_FAILED', `replica returned ${result.outputs.length} outputs for ${tasks.length} tasks`);
+      // The worker has answered each task's requester directly (reply_to).
       const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
       this.sizer.observe(tasks.length, latencyUs);
-      tasks.forEach((t, i) => reply(t.msg, { v: PROTOCOL_VERSION, output: result.outputs[i] }));
       this.deps.log.debug({ replica: replica.id, batchSize: tasks.length, latencyUs, computeUs: result.compute_us }, 'batch done');
     } catch (err) {
       const e = err instanceof ClipperError ? err : natsRequestError(err, replica.subject, { noResponders: 'CLIPPER_ERR_MODEL_UNAVAILABLE', timeout: 'CLIPPER_ERR_MODEL_UNAVAILABLE' });

@@ -86,9 +86,17 @@ export class Worker implements Actor {
         const batch = decodeRequest(msg, this.ep.worker.request);
         const inputs = batch.inputs.map(checkTensor);
         const started = process.hrtime.bigint();
+        if (batch.reply_to && batch.reply_to.length !== inputs.length) {
+          throw new ClipperError('CLIPPER_ERR_REQUEST_SCHEMA', `${batch.reply_to.length} reply subjects for ${inputs.length} inputs`);
+        }
         const outputs = await this.wrapper!.predict(inputs);
         const computeUs = Number(process.hrtime.bigint() - started) / 1000;
-        reply(msg, { v: PROTOCOL_VERSION, outputs, compute_us: computeUs });
+        if (batch.reply_to) {
+          batch.reply_to.forEach((subject, i) => subject && this.deps.nc.publish(subject, encode({ v: PROTOCOL_VERSION, output: outputs[i] })));
+          reply(msg, { v: PROTOCOL_VERSION, compute_us: computeUs });
+        } else {
+          reply(msg, { v: PROTOCOL_VERSION, outputs, compute_us: computeUs });
+        }
         this.deps.log.debug({ batchId: batch.batch_id, batchSize: inputs.length, computeUs }, 'batch done');
       } catch (err) {
         const e = ClipperError.from(err, 'CLIPPER_ERR_MODEL_FAILED');
