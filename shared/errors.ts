@@ -11,7 +11,6 @@ export const ERROR_CODES = {
   CLIPPER_ERR_REQUEST_CONTENT_TYPE: { status: 415, retryable: false, message: 'unsupported content type' },
   CLIPPER_ERR_REQUEST_TOO_LARGE: { status: 413, retryable: false, message: 'request body is too large' },
   CLIPPER_ERR_REQUEST_SCHEMA: { status: 400, retryable: false, message: 'request does not match its schema' },
-  CLIPPER_ERR_NAME_INVALID: { status: 400, retryable: false, message: 'invalid name' },
   CLIPPER_ERR_INPUT_TYPE: { status: 400, retryable: false, message: 'input has the wrong type' },
   CLIPPER_ERR_INPUT_SHAPE: { status: 400, retryable: false, message: 'input has the wrong length or shape' },
   CLIPPER_ERR_INPUT_BATCH_SHAPE: { status: 400, retryable: false, message: 'inputs of a batch differ in length' },
