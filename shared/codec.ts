@@ -3,10 +3,10 @@
  * `Content-Type: application/json`. The msgpack side uses only standard types (maps, arrays, bin,
  * str, numbers): no records, no extension types, so any language's msgpack library reads it.
  */
-import { Packr } from 'msgpackr';
+import { C1, Packr } from 'msgpackr';
 import { ClipperError } from './errors.js';
 
-const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true, int64AsType: 'number', encodeUndefinedAsNil: false });
+const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true, int64AsType: 'number', encodeUndefinedAsNil: true });
 
 export const JSON_CONTENT_TYPE = 'application/json';
 export const MSGPACK_CONTENT_TYPE = 'application/msgpack';
@@ -18,11 +18,15 @@ export function encode(value: unknown): Uint8Array {
 /** Decodes msgpack, turning any failure into CLIPPER_ERR_PROTO_DECODE. */
 export function decode(data: Uint8Array): unknown {
   if (data.byteLength === 0) throw new ClipperError('CLIPPER_ERR_REQUEST_EMPTY');
+  let value: unknown;
   try {
-    return packr.unpack(data);
+    value = packr.unpack(data);
   } catch (err) {
     throw new ClipperError('CLIPPER_ERR_PROTO_DECODE', `invalid msgpack: ${(err as Error).message}`);
   }
+  // 0xc1 is "never used" in msgpack; msgpackr returns a marker object instead of failing.
+  if (value === C1) throw new ClipperError('CLIPPER_ERR_PROTO_DECODE', 'invalid msgpack: byte 0xc1');
+  return value;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -24,13 +24,21 @@ export const commonConfigProperties = {
 /** Validates `raw` against `schema` and returns a frozen, defaulted copy. */
 export function loadConfig<T>(schema: SchemaObject, raw: Record<string, unknown>): Readonly<T> {
   const copy: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(raw)) if (v !== undefined) copy[k] = v;
+  for (const [k, v] of Object.entries(raw)) if (v !== undefined) copy[k] = structuredClone(v);
   const validate = ajv.compile(schema);
   if (!validate(copy)) {
     const detail = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`).join('; ');
     throw new ClipperError('CLIPPER_ERR_CONFIG_INVALID', detail);
   }
-  return Object.freeze(copy) as Readonly<T>;
+  return deepFreeze(copy) as Readonly<T>;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 /** Reads the common settings from the environment (NATS_URL, CLIPPER_PREFIX, LOG_LEVEL). */

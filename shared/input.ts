@@ -62,6 +62,8 @@ function checkNumbers(values: readonly unknown[], dtype: string): void {
     const x = values[i];
     if (typeof x !== 'number') throw new ClipperError('CLIPPER_ERR_INPUT_TYPE', `element ${i} is ${describe(x)}, not a number`);
     if (!Number.isFinite(x)) throw new ClipperError('CLIPPER_ERR_INPUT_NOT_FINITE', `element ${i} is ${x}`);
+    if (dtype === 'FP32' && !Number.isFinite(Math.fround(x))) throw new ClipperError('CLIPPER_ERR_INPUT_NOT_FINITE', `element ${i} is ${x}, outside the float32 range`);
+    if (dtype === 'BOOL' && x !== 0 && x !== 1) throw new ClipperError('CLIPPER_ERR_INPUT_TYPE', `element ${i} is ${x}, not a boolean`);
     if ((dtype === 'INT32' || dtype === 'INT64' || dtype === 'UINT8') && !Number.isInteger(x)) {
       throw new ClipperError('CLIPPER_ERR_INPUT_TYPE', `element ${i} is ${x}, not an integer`);
     }

@@ -180,18 +180,28 @@ export class RegistryView {
   async start(kv: KV): Promise<void> {
     let resolveReady!: () => void;
     const ready = new Promise<void>((r) => (resolveReady = r));
-    const iter = await kv.watch({ key: '>', initializedFn: () => resolveReady() });
-    this.stopWatch = () => iter.stop();
+    // nats.js may signal "initialized" while entries are still queued in the iterator (or before
+    // watch() returns): ready means initialized AND every queued entry applied.
+    let initialized = false;
+    let iter: Awaited<ReturnType<KV['watch']>> | undefined;
+    const maybeReady = (): void => {
+      if (initialized && iter && iter.getPending() === 0) resolveReady();
+    };
+    iter = await kv.watch({ key: '>', initializedFn: () => { initialized = true; maybeReady(); } });
+    const watching = iter;
+    this.stopWatch = () => watching.stop();
     void (async () => {
-      for await (const e of iter) {
+      for await (const e of watching) {
         try {
           this.apply(e);
         } catch (err) {
           this.log?.warn({ err, key: e.key }, 'registry entry ignored');
         }
         for (const l of this.listeners) l();
+        maybeReady();
       }
     })();
+    maybeReady();
     await ready;
   }
 

@@ -55,8 +55,9 @@ export class DeadlineQueue<T extends Deadlined> {
   }
 
   private less(a: Slot<T>, b: Slot<T>): boolean {
-    const d = a.item.deadlineUnixMs - b.item.deadlineUnixMs;
-    return d < 0 || (d === 0 && a.seq < b.seq);
+    const x = a.item.deadlineUnixMs;
+    const y = b.item.deadlineUnixMs;
+    return x < y || (x === y && a.seq < b.seq);
   }
 
   private siftUp(i: number): void {
