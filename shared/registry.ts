@@ -178,30 +178,26 @@ export class RegistryView {
 
   /** Loads every key, then keeps watching; resolves once the initial values are in. */
   async start(kv: KV): Promise<void> {
+    // The watch delivers the last value of every key in stream order, so the initial values are all
+    // in once the entry with the bucket's last sequence number has been applied. (nats.js's own
+    // initializedFn may fire while entries are still queued in the iterator.)
+    const lastSeq = (await kv.status()).streamInfo.state.last_seq;
     let resolveReady!: () => void;
     const ready = new Promise<void>((r) => (resolveReady = r));
-    // nats.js may signal "initialized" while entries are still queued in the iterator (or before
-    // watch() returns): ready means initialized AND every queued entry applied.
-    let initialized = false;
-    let iter: Awaited<ReturnType<KV['watch']>> | undefined;
-    const maybeReady = (): void => {
-      if (initialized && iter && iter.getPending() === 0) resolveReady();
-    };
-    iter = await kv.watch({ key: '>', initializedFn: () => { initialized = true; maybeReady(); } });
-    const watching = iter;
-    this.stopWatch = () => watching.stop();
+    if (lastSeq === 0) resolveReady();
+    const iter = await kv.watch({ key: '>' });
+    this.stopWatch = () => iter.stop();
     void (async () => {
-      for await (const e of watching) {
+      for await (const e of iter) {
         try {
           this.apply(e);
         } catch (err) {
           this.log?.warn({ err, key: e.key }, 'registry entry ignored');
         }
         for (const l of this.listeners) l();
-        maybeReady();
+        if (e.revision >= lastSeq) resolveReady();
       }
     })();
-    maybeReady();
     await ready;
   }
 

@@ -15,32 +15,43 @@ function entry(key: string, operation: Op, value?: unknown): KvEntry {
 }
 
 /**
- * A stand-in for a JetStream KV with just what RegistryView uses: `watch({ key, initializedFn })`
- * returning an async iterable with `stop()` and `getPending()`. Like nats.js, the initial entries are queued first and
- * `initializedFn` runs in iteration order, right after the last initial entry was consumed.
+ * A stand-in for a JetStream KV with just what RegistryView uses: `status()` (the stream's last
+ * sequence) and `watch({ key })` returning an async iterable with `stop()`. Like JetStream, every
+ * entry gets the next sequence number as its revision, and the watch delivers the initial entries
+ * first, asynchronously, then live ones.
  */
 class FakeKv {
   watchKey?: string;
   watchCalls = 0;
   stopped = false;
-  private readonly queue: (KvEntry | (() => void))[] = [];
+  private seq = 0;
+  private readonly queue: KvEntry[] = [];
+  private readonly initial: KvEntry[];
   private wake?: () => void;
 
-  /** With `early`, initializedFn runs inside watch() while the initial entries are still queued (a nats.js path). */
-  constructor(private readonly initial: KvEntry[] = [], private readonly early = false) {}
+  constructor(initial: KvEntry[] = []) {
+    this.initial = initial.map((e) => this.stamp(e));
+  }
 
-  async watch(opts: { key?: string; initializedFn?: () => void }): Promise<{ stop(): void; getPending(): number; [Symbol.asyncIterator](): AsyncIterator<KvEntry> }> {
+  private stamp(e: KvEntry): KvEntry {
+    return { ...e, revision: ++this.seq } as KvEntry;
+  }
+
+  async status(): Promise<{ streamInfo: { state: { last_seq: number } } }> {
+    return { streamInfo: { state: { last_seq: this.seq } } };
+  }
+
+  async watch(opts: { key?: string }): Promise<{ stop(): void; [Symbol.asyncIterator](): AsyncIterator<KvEntry> }> {
     this.watchCalls++;
     this.watchKey = opts.key;
     this.queue.push(...this.initial);
-    if (opts.initializedFn && this.early) opts.initializedFn();
-    else if (opts.initializedFn) this.queue.push(opts.initializedFn);
     const iterate = async function* (self: FakeKv): AsyncGenerator<KvEntry> {
       for (;;) {
         while (self.queue.length > 0 && !self.stopped) {
           const next = self.queue.shift()!;
-          if (typeof next === 'function') next();
-          else yield next;
+          // Initial entries trickle in over event-loop turns, as they do from a real server.
+          if (next.revision <= self.initial.length) await new Promise((r) => setImmediate(r));
+          yield next;
         }
         if (self.stopped) return;
         await new Promise<void>((resolve) => (self.wake = resolve));
@@ -52,8 +63,6 @@ class FakeKv {
         this.stopped = true;
         this.signal();
       },
-      // Entries queued but not yet handed to the consumer, as nats.js's QueuedIterator counts them.
-      getPending: () => this.queue.filter((q) => typeof q !== 'function').length,
       [Symbol.asyncIterator]: () => it,
     };
   }
@@ -67,7 +76,7 @@ class FakeKv {
   }
 
   push(e: KvEntry): void {
-    this.queue.push(e);
+    this.queue.push(this.stamp(e));
     this.signal();
   }
 
@@ -113,10 +122,10 @@ describe('registry view', () => {
     view.stop();
   });
 
-  it('registry view - start waits for queued initial entries even when the watch reports initialized early', async () => {
+  it('registry view - start resolves only once the entry with the bucket\'s last sequence is applied', async () => {
     const initial = Array.from({ length: 50 }, (_, i) => entry(`apps.a${i}`, 'PUT', app(`a${i}`)));
     const view = new RegistryView();
-    await view.start(new FakeKv(initial, true) as unknown as KV);
+    await view.start(new FakeKv(initial) as unknown as KV);
     expect(view.apps.size).to.equal(50);
     view.stop();
   });
