@@ -9,6 +9,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import type { NatsConnection } from 'nats';
 import type { Actor } from '../../shared/actor.js';
 import { decodeJson, isJsonContentType } from '../../shared/codec.js';
+import { readBody, sendError, sendJson } from '../../shared/http.js';
 import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { Registry, type AppRecord, type ModelRecord } from '../../shared/registry.js';
@@ -147,19 +148,19 @@ export class Admin implements Actor {
       if (!match) throw new ClipperError('CLIPPER_ERR_ROUTE_NOT_FOUND', `${req.method} ${path}`);
       if (!this.authorized(req)) throw new ClipperError('CLIPPER_ERR_ADMIN_UNAUTHORIZED');
       const op = match[1]!;
-      if (op === 'ping') return send(res, 200, { status: 'ok', nats: this.deps.nc.isClosed() ? 'closed' : 'connected' });
+      if (op === 'ping') return sendJson(res, 200, { status: 'ok', nats: this.deps.nc.isClosed() ? 'closed' : 'connected' });
       const handler = this.routes[op];
       if (!handler) throw new ClipperError('CLIPPER_ERR_ROUTE_NOT_FOUND', `no admin operation ${op}`);
       if (req.method !== 'POST') throw new ClipperError('CLIPPER_ERR_METHOD_NOT_ALLOWED', `use POST /admin/${op}`);
-      const text = await readBody(req);
+      const text = await readBody(req, MAX_BODY_BYTES);
       if (text.length > 0 && !isJsonContentType(req.headers['content-type'])) {
         throw new ClipperError('CLIPPER_ERR_REQUEST_CONTENT_TYPE', 'Content-Type must be application/json');
       }
-      send(res, 200, await handler(text.length ? decodeJson(text) : {}));
+      sendJson(res, 200, await handler(text.length ? decodeJson(text) : {}));
     } catch (err) {
       const e = ClipperError.from(err);
       if (e.status >= 500) this.deps.log.error({ code: e.code, err: e.message, url: req.url }, 'admin request failed');
-      send(res, e.status, e.toJson());
+      sendError(res, e);
     }
   }
 
@@ -167,27 +168,4 @@ export class Admin implements Actor {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.deps.nc.drain().catch(() => undefined);
   }
-}
-
-function readBody(req: http.IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new ClipperError('CLIPPER_ERR_REQUEST_TOO_LARGE', `more than ${MAX_BODY_BYTES} bytes`));
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function send(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
 }

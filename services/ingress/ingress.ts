@@ -12,6 +12,7 @@ import xxhash from 'xxhash-wasm';
 import type { Actor } from '../../shared/actor.js';
 import { sleep } from '../../shared/actor.js';
 import { decodeJson, isJsonContentType } from '../../shared/codec.js';
+import { readBody, sendError, sendJson } from '../../shared/http.js';
 import { ClipperError } from '../../shared/errors.js';
 import { parseInput, parseInputBatch } from '../../shared/input.js';
 import type { Logger } from '../../shared/logging.js';
@@ -145,38 +146,15 @@ export class Ingress implements Actor {
       if (!isJsonContentType(req.headers['content-type'])) {
         throw new ClipperError('CLIPPER_ERR_REQUEST_CONTENT_TYPE', `Content-Type must be application/json, got ${req.headers['content-type'] ?? 'none'}`);
       }
-      const body = this.ep.predict.request.parse(decodeJson(await this.readBody(req)));
+      const body = this.ep.predict.request.parse(decodeJson(await readBody(req, this.config.maxBodyBytes)));
       sendJson(res, 200, await this.predict(decodeURIComponent(match[1]!), body, 'json'));
     } catch (err) {
       const e = ClipperError.from(err);
       this.logFailure(e, req.url);
-      sendJson(res, e.status, e.toJson(), e.retryable ? { 'Retry-After': '1' } : undefined);
-      if (e.code === 'CLIPPER_ERR_REQUEST_TOO_LARGE') req.resume();
+      sendError(res, e);
     } finally {
       this.inFlight--;
     }
-  }
-
-  private readBody(req: http.IncomingMessage): Promise<string> {
-    const limit = this.config.maxBodyBytes;
-    const declared = Number(req.headers['content-length']);
-    if (declared > limit) return Promise.reject(new ClipperError('CLIPPER_ERR_REQUEST_TOO_LARGE', `${declared} bytes, the limit is ${limit}`));
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > limit) {
-          req.removeAllListeners('data');
-          req.resume();
-          reject(new ClipperError('CLIPPER_ERR_REQUEST_TOO_LARGE', `more than ${limit} bytes`));
-          return;
-        }
-        chunks.push(c);
-      });
-      req.on('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
-      req.on('error', reject);
-    });
   }
 
   private sendHealth(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -202,10 +180,4 @@ export class Ingress implements Actor {
     this.view.stop();
     await this.deps.nc.drain().catch(() => undefined);
   }
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
-  res.end(text);
 }

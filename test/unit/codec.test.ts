@@ -2,23 +2,12 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 
 import { decode, decodeJson, encode, encodeJson, isJsonContentType, JSON_CONTENT_TYPE, MSGPACK_CONTENT_TYPE } from '../../shared/codec.js';
-import { ClipperError } from '../../shared/errors.js';
 import { fromNumbers, fromStrings, toNumbers, toStrings, type Tensor } from '../../shared/tensor.js';
+import { expectClipperError } from '../helpers/expect.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 const ascii = (s: string): number[] => [...Buffer.from(s, 'utf8')];
 
-function expectClipperError(fn: () => unknown, code: string): ClipperError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, 'expected a throw').to.be.instanceOf(ClipperError);
-  expect((caught as ClipperError).code).to.equal(code);
-  return caught as ClipperError;
-}
 
 /**
  * A deliberately small, strict msgpack reader that knows only the standard families (nil, bool,

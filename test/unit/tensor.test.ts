@@ -19,22 +19,12 @@ import {
   type DType,
   type Tensor,
 } from '../../shared/tensor.js';
+import { expectClipperError } from '../helpers/expect.js';
 
 type NumericDType = Exclude<DType, 'BYTES'>;
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
-function expectClipperError(fn: () => unknown, code: string, pattern?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, 'expected a throw').to.be.instanceOf(ClipperError);
-  expect((caught as ClipperError).code).to.equal(code);
-  if (pattern) expect((caught as ClipperError).message).to.match(pattern);
-}
 
 /** Copies `bytes` into a fresh buffer at byte offset `offset` (so the view is unaligned when odd). */
 function atOffset(bytes: Uint8Array, offset: number): Uint8Array {
