@@ -34,7 +34,10 @@ export class ChildActor {
       fd = fs.openSync(opts.logFile, 'a');
       stdio = ['ignore', fd, fd];
     }
-    this.child = spawn(process.execPath, [script, ...(opts.args ?? [])], { env: opts.env ?? process.env, stdio });
+    const env = opts.env ?? process.env;
+    // Extra node flags for actors (e.g. --max-old-space-size=512, --cpu-prof), which NODE_OPTIONS refuses.
+    const nodeArgs = (env.CLIPPER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    this.child = spawn(process.execPath, [...nodeArgs, script, ...(opts.args ?? [])], { env, stdio });
     if (fd !== undefined) fs.closeSync(fd);
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
   }
