@@ -154,12 +154,23 @@ program
   .requiredOption('--input-type <type>', 'doubles | floats | ints | bytes | strings')
   .option('--batch-size <n>', 'max batch size, -1 for adaptive', int, -1)
   .option('--replicas <n>', 'worker replicas', int, 1)
-  .action(async (name: string, version: string, file: string, o: { wrapper: string; inputType: string; batchSize: number; replicas: number }) => {
+  .option('--sizer <kind>', 'adaptive batch sizer: aimd | quantile')
+  .option('--max-batch-size <n>', 'upper bound for adaptive batch sizes', int)
+  .option('--batch-delay-ms <ms>', 'delayed batching: wait up to this long for a fuller batch', Number)
+  .option('--max-queue-length <n>', 'refuse tasks beyond this queue length', int)
+  .action(async (name: string, version: string, file: string, o: { wrapper: string; inputType: string; batchSize: number; replicas: number; sizer?: string; maxBatchSize?: number; batchDelayMs?: number; maxQueueLength?: number }) => {
+    const batching = Object.fromEntries(Object.entries({ sizer: o.sizer, max_batch_size: o.maxBatchSize, delay_ms: o.batchDelayMs, max_queue_length: o.maxQueueLength }).filter(([, v]) => v !== undefined));
     print(await admin().call('add_model', {
       model_name: name, model_version: version, model_data_path: path.resolve(file), wrapper: o.wrapper, input_type: o.inputType, batch_size: o.batchSize, num_replicas: o.replicas,
+      ...(Object.keys(batching).length ? { batching } : {}),
     }));
   });
 
+program
+  .command('set-num-replicas <name> <replicas>')
+  .description('change how many worker replicas a model version runs (the agent applies it live)')
+  .option('--version <version>', 'model version (default: the current one)')
+  .action(async (name: string, replicas: string, o: { version?: string }) => print(await admin().call('set_num_replicas', { model_name: name, num_replicas: int(replicas), ...(o.version ? { model_version: o.version } : {}) })));
 program.command('set-model-version <name> <version>').description('roll a model to a registered version').action(async (name: string, version: string) => print(await admin().call('set_model_version', { model_name: name, model_version: version })));
 program.command('link <app> <models...>').description('link models to an application').action(async (app: string, models: string[]) => print(await admin().call('add_model_links', { app_name: app, model_names: models })));
 program.command('unlink <app> <models...>').description('remove model links').action(async (app: string, models: string[]) => print(await admin().call('delete_model_links', { app_name: app, model_names: models })));

@@ -1,9 +1,18 @@
 /** Small node:http helpers shared by the HTTP actors (ingress, admin). */
 import type http from 'node:http';
+import { encode, MSGPACK_CONTENT_TYPE } from './codec.js';
 import { ClipperError } from './errors.js';
+import { PROTOCOL_VERSION } from './protocol.js';
 
-/** Reads a request body as UTF-8, refusing more than `limit` bytes with CLIPPER_ERR_REQUEST_TOO_LARGE. */
-export function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
+/** Content types accepted as msgpack bodies. */
+const MSGPACK_TYPES = new Set([MSGPACK_CONTENT_TYPE, 'application/x-msgpack', 'application/vnd.msgpack']);
+
+export function isMsgpackContentType(value: string | undefined): boolean {
+  return !!value && MSGPACK_TYPES.has(value.split(';')[0]!.trim().toLowerCase());
+}
+
+/** Reads a request body, refusing more than `limit` bytes with CLIPPER_ERR_REQUEST_TOO_LARGE. */
+export function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (declared > limit) {
     req.resume();
@@ -22,7 +31,7 @@ export function readBody(req: http.IncomingMessage, limit: number): Promise<stri
       }
       chunks.push(c);
     });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -34,7 +43,16 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
   res.end(text);
 }
 
-/** Sends a ClipperError as Clipper's JSON error body; retryable errors carry Retry-After. */
-export function sendError(res: http.ServerResponse, err: ClipperError): void {
-  sendJson(res, err.status, err.toJson(), err.retryable ? { 'Retry-After': '1' } : undefined);
+/** Sends a msgpack answer with its length. */
+export function sendMsgpack(res: http.ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
+  const bytes = encode(body);
+  res.writeHead(status, { 'Content-Type': MSGPACK_CONTENT_TYPE, 'Content-Length': bytes.byteLength, ...headers });
+  res.end(bytes);
+}
+
+/** Sends a ClipperError as Clipper's error body (JSON, or msgpack when asked); retryable errors carry Retry-After. */
+export function sendError(res: http.ServerResponse, err: ClipperError, msgpack = false): void {
+  const headers = err.retryable ? { 'Retry-After': '1' } : undefined;
+  if (msgpack) sendMsgpack(res, err.status, { v: PROTOCOL_VERSION, ...err.toJson() }, headers);
+  else sendJson(res, err.status, err.toJson(), headers);
 }

@@ -32,6 +32,20 @@ export interface AppRecord {
   created_unix_ms: number;
 }
 
+/** How a model's scheduler forms batches (all optional; defaults in the scheduler). */
+export interface BatchingConfig {
+  /** Adaptive sizer for `batch_size: -1`: AIMD (default) or quantile regression. */
+  sizer?: 'aimd' | 'quantile';
+  /** Upper bound for adaptive batch sizes (default 256). */
+  max_batch_size?: number;
+  /** Delayed batching: wait up to this long for a fuller batch when the queue is short (default 0). */
+  delay_ms?: number;
+  /** Share of the tightest linked app's SLO a batch may take (default 0.4: queueing takes the rest). */
+  slo_fraction?: number;
+  /** Tasks queued beyond this are refused at once (default 10 000). */
+  max_queue_length?: number;
+}
+
 /** One version of a model. `batch_size` -1 means adaptive. */
 export interface ModelRecord {
   name: string;
@@ -41,6 +55,7 @@ export interface ModelRecord {
   model_data_path: string;
   wrapper_config?: Record<string, unknown>;
   batch_size: number;
+  batching?: BatchingConfig;
   num_replicas: number;
   labels?: string[];
   created_unix_ms: number;
@@ -136,6 +151,23 @@ export class Registry {
       throw new ClipperError(known ? 'CLIPPER_ERR_VERSION_NOT_FOUND' : 'CLIPPER_ERR_MODEL_NOT_FOUND', `${name}:${version}`);
     }
     await this.kv.put(`current.${name}`, toBytes({ version }));
+  }
+
+  /** Changes the desired replica count of a model version (the current one when `version` is absent). */
+  async setNumReplicas(name: string, numReplicas: number, version?: string): Promise<ModelRecord> {
+    const v = version ?? (await this.getCurrentVersion(name));
+    if (!v) throw new ClipperError('CLIPPER_ERR_MODEL_NOT_FOUND', name);
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.read<ModelRecord>(`models.${name}.${v}`);
+      if (!current) throw new ClipperError(version ? 'CLIPPER_ERR_VERSION_NOT_FOUND' : 'CLIPPER_ERR_MODEL_NOT_FOUND', `${name}:${v}`);
+      const updated = { ...current.value, num_replicas: numReplicas };
+      try {
+        await this.kv.update(`models.${name}.${v}`, toBytes(updated), current.revision);
+        return updated;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+      }
+    }
   }
 
   async getLinks(app: string): Promise<string[]> {
@@ -240,6 +272,16 @@ export class RegistryView {
   resolveVersion(model: string, requested?: string): string | undefined {
     if (requested !== undefined) return this.model(model, requested) ? requested : undefined;
     return this.current.get(model);
+  }
+
+  /** The tightest latency SLO (µs) among the apps linked to `model`; undefined when none is linked. */
+  minLinkedSloUs(model: string): number | undefined {
+    let min: number | undefined;
+    for (const [app, models] of this.links) {
+      const slo = this.apps.get(app)?.latency_slo_micros;
+      if (slo !== undefined && models.includes(model) && (min === undefined || slo < min)) min = slo;
+    }
+    return min;
   }
 
   /** Every model version that should be running: the current version of each model. */

@@ -68,6 +68,7 @@ export class Admin implements Actor {
           name: b.model_name, version: b.model_version, input_type: b.input_type, wrapper: b.wrapper, model_data_path: b.model_data_path,
           batch_size: b.batch_size ?? -1, num_replicas: b.num_replicas ?? 1, created_unix_ms: Date.now(),
           ...(b.wrapper_config ? { wrapper_config: b.wrapper_config } : {}), ...(b.labels ? { labels: b.labels } : {}),
+          ...(b.batching ? { batching: b.batching } : {}),
         };
         await r().addModel(model);
         this.deps.log.info({ model: model.name, version: model.version }, 'model added');
@@ -78,6 +79,12 @@ export class Admin implements Actor {
         await r().setCurrentVersion(b.model_name, b.model_version);
         this.deps.log.info({ model: b.model_name, version: b.model_version }, 'model version set');
         return { success: true };
+      },
+      set_num_replicas: async (raw) => {
+        const b = parseBody<{ model_name: string; model_version?: string; num_replicas: number }>('set_num_replicas', raw);
+        const model = await r().setNumReplicas(b.model_name, b.num_replicas, b.model_version);
+        this.deps.log.info({ model: model.name, version: model.version, replicas: model.num_replicas }, 'replicas set');
+        return { success: true, model };
       },
       add_model_links: async (raw) => {
         const b = parseBody<{ app_name: string; model_names: string[] }>('model_links', raw);
@@ -152,7 +159,7 @@ export class Admin implements Actor {
       const handler = this.routes[op];
       if (!handler) throw new ClipperError('CLIPPER_ERR_ROUTE_NOT_FOUND', `no admin operation ${op}`);
       if (req.method !== 'POST') throw new ClipperError('CLIPPER_ERR_METHOD_NOT_ALLOWED', `use POST /admin/${op}`);
-      const text = await readBody(req, MAX_BODY_BYTES);
+      const text = (await readBody(req, MAX_BODY_BYTES)).toString('utf8');
       if (text.length > 0 && !isJsonContentType(req.headers['content-type'])) {
         throw new ClipperError('CLIPPER_ERR_REQUEST_CONTENT_TYPE', 'Content-Type must be application/json');
       }

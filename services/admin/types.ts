@@ -1,6 +1,6 @@
 /** Admin API settings and the request bodies of its endpoints (Clipper's management field names). */
 import { commonConfigProperties, type CommonConfig } from '../../shared/config.js';
-import { POLICIES, WRAPPERS, type PolicyName, type WrapperKind } from '../../shared/registry.js';
+import { POLICIES, WRAPPERS, type BatchingConfig, type PolicyName, type WrapperKind } from '../../shared/registry.js';
 import { NAME_PATTERN } from '../../shared/subjects.js';
 import { INPUT_TYPES, type InputType } from '../../shared/tensor.js';
 
@@ -43,6 +43,7 @@ export interface AddModelRequest {
   wrapper: WrapperKind;
   wrapper_config?: Record<string, unknown>;
   batch_size?: number;
+  batching?: BatchingConfig;
   num_replicas?: number;
   labels?: string[];
   container_name?: string;
@@ -76,6 +77,17 @@ export const adminSchemas = {
       wrapper: { enum: [...WRAPPERS] },
       wrapper_config: { type: 'object' },
       batch_size: { type: 'integer', minimum: -1, maximum: 4096, not: { const: 0 }, default: -1 },
+      batching: {
+        type: 'object',
+        properties: {
+          sizer: { enum: ['aimd', 'quantile'] },
+          max_batch_size: { type: 'integer', minimum: 1, maximum: 4096 },
+          delay_ms: { type: 'number', minimum: 0, maximum: 1000 },
+          slo_fraction: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+          max_queue_length: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+        },
+        additionalProperties: false,
+      },
       num_replicas: { type: 'integer', minimum: 0, maximum: 64, default: 1 },
       labels: { type: 'array', items: { type: 'string', maxLength: 256 }, maxItems: 64 },
       container_name: { type: 'string', maxLength: 256 },
@@ -87,5 +99,11 @@ export const adminSchemas = {
   get_all: { type: 'object', properties: { verbose: { type: 'boolean', default: false } }, additionalProperties: false },
   get_application: { type: 'object', required: ['name'], properties: { name }, additionalProperties: false },
   get_model: { type: 'object', required: ['model_name', 'model_version'], properties: { model_name: name, model_version: name }, additionalProperties: false },
+  set_num_replicas: {
+    type: 'object',
+    required: ['model_name', 'num_replicas'],
+    properties: { model_name: name, model_version: name, num_replicas: { type: 'integer', minimum: 0, maximum: 64 } },
+    additionalProperties: false,
+  },
   get_linked_models: { type: 'object', required: ['app_name'], properties: { app_name: name }, additionalProperties: false },
 } as const;

@@ -11,8 +11,8 @@ import { nuid, type Msg, type NatsConnection, type Service } from 'nats';
 import xxhash from 'xxhash-wasm';
 import type { Actor } from '../../shared/actor.js';
 import { sleep } from '../../shared/actor.js';
-import { decodeJson, isJsonContentType } from '../../shared/codec.js';
-import { readBody, sendError, sendJson } from '../../shared/http.js';
+import { decode, decodeJson, isJsonContentType } from '../../shared/codec.js';
+import { isMsgpackContentType, readBody, sendError, sendJson, sendMsgpack } from '../../shared/http.js';
 import { ClipperError } from '../../shared/errors.js';
 import { parseInput, parseInputBatch } from '../../shared/input.js';
 import type { Logger } from '../../shared/logging.js';
@@ -136,6 +136,8 @@ export class Ingress implements Actor {
 
   private async onHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     this.inFlight++;
+    // msgpack bodies skip JSON parsing of large numeric inputs; the answer uses the same encoding.
+    const msgpack = isMsgpackContentType(req.headers['content-type']);
     try {
       const url = req.url ?? '/';
       const path = url.split('?')[0]!;
@@ -143,15 +145,18 @@ export class Ingress implements Actor {
       const match = /^\/([^/]+)\/predict$/.exec(path);
       if (!match) throw new ClipperError('CLIPPER_ERR_ROUTE_NOT_FOUND', `${req.method} ${path}`);
       if (req.method !== 'POST') throw new ClipperError('CLIPPER_ERR_METHOD_NOT_ALLOWED', `${req.method} ${path}: use POST`);
-      if (!isJsonContentType(req.headers['content-type'])) {
-        throw new ClipperError('CLIPPER_ERR_REQUEST_CONTENT_TYPE', `Content-Type must be application/json, got ${req.headers['content-type'] ?? 'none'}`);
+      if (!msgpack && !isJsonContentType(req.headers['content-type'])) {
+        throw new ClipperError('CLIPPER_ERR_REQUEST_CONTENT_TYPE', `Content-Type must be application/json or application/msgpack, got ${req.headers['content-type'] ?? 'none'}`);
       }
-      const body = this.ep.predict.request.parse(decodeJson(await readBody(req, this.config.maxBodyBytes)));
-      sendJson(res, 200, await this.predict(decodeURIComponent(match[1]!), body, 'json'));
+      const raw = await readBody(req, this.config.maxBodyBytes);
+      const body = this.ep.predict.request.parse(msgpack ? decode(raw) : decodeJson(raw));
+      const app = decodeURIComponent(match[1]!);
+      if (msgpack) sendMsgpack(res, 200, await this.predict(app, body, 'msgpack'));
+      else sendJson(res, 200, await this.predict(app, body, 'json'));
     } catch (err) {
       const e = ClipperError.from(err);
       this.logFailure(e, req.url);
-      sendError(res, e);
+      sendError(res, e, msgpack);
     } finally {
       this.inFlight--;
     }
@@ -166,7 +171,7 @@ export class Ingress implements Actor {
 
   private logFailure(err: unknown, where: string | undefined): void {
     const e = ClipperError.from(err);
-    if (e.status >= 500) this.deps.log.warn({ code: e.code, err: e.message, where }, 'request failed');
+    if (e.status >= 500 && !e.retryable) this.deps.log.warn({ code: e.code, err: e.message, where }, 'request failed');
     else this.deps.log.debug({ code: e.code, err: e.message, where }, 'request refused');
   }
 

@@ -75,6 +75,7 @@ export class QueryExecutor {
     const policy = this.policyFor(app);
     const outputs = new Map<string, Tensor>();
     const failures: string[] = [];
+    let overloaded: ClipperError | undefined;
     await Promise.all(policy.select(ctx).map(async (m) => {
       try {
         const res = await request(this.deps.nc, this.deps.subjects.batch(m.name, m.version), { v: PROTOCOL_VERSION, query_id: q.query_id, deadline_unix_ms: q.deadline_unix_ms, input: q.input }, this.ep.batch.response, {
@@ -85,11 +86,14 @@ export class QueryExecutor {
         outputs.set(modelKey(m), res.output);
       } catch (err) {
         const e = ClipperError.from(err);
+        if (e.code === 'CLIPPER_ERR_QUEUE_FULL') overloaded = e;
         failures.push(`${modelKey(m)}: ${e.message}`);
         this.deps.log.debug({ queryId: q.query_id, model: modelKey(m), code: e.code }, 'model did not answer');
       }
     }));
     const combined = policy.combine(ctx, outputs);
+    // Overload is answered by early rejection (retryable), not by a default output.
+    if (!combined && overloaded && outputs.size === 0) throw overloaded;
     if (!combined) return this.fallback(q, app, failures.join('; ') || 'no model answered before the deadline');
     return { v: PROTOCOL_VERSION, query_id: q.query_id, output: combined.output, default: false, models: combined.models };
   }

@@ -1,17 +1,24 @@
 /**
- * How many queued tasks go into the next batch. The scheduler asks `batchSize()` before each
- * dispatch and reports each finished batch to `observe()`; adaptive sizers (AIMD, Clipper §4.3)
- * implement the same interface.
+ * How many queued tasks go into the next batch. The scheduler keeps one sizer per worker replica,
+ * asks `batchSize()` before each dispatch and reports each finished batch to `observe()`.
+ * Implementations: a fixed size (the model's `batch_size`), AIMD (Clipper §4.3, the default for
+ * `batch_size: -1`) and a quantile-regression estimate of the largest batch whose P99 fits.
  */
 export interface BatchSizer {
-  /** Largest batch to send next. */
+  /** Largest batch to send next (≥ 1). */
   batchSize(): number;
-  /** A batch of `size` tasks took `latencyUs` end to end on a replica. */
+  /** A batch of `size` tasks took `latencyUs` on a replica (dispatch to completion). */
   observe(size: number, latencyUs: number): void;
+  /** Predicted latency of a batch of `size` in µs, once enough has been observed. */
+  estimateLatencyUs(size: number): number | undefined;
+  /** The latency budget a batch must fit in changed (e.g. an app's SLO changed). */
+  setBudgetUs(budgetUs: number): void;
 }
 
 /** A fixed maximum batch size (the model's `batch_size`). */
 export class FixedBatchSizer implements BatchSizer {
+  private latencyPerTaskUs?: number;
+
   constructor(private readonly size: number) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`batch size must be a positive integer, got ${size}`);
   }
@@ -20,14 +27,17 @@ export class FixedBatchSizer implements BatchSizer {
     return this.size;
   }
 
-  observe(): void {
-    // fixed: nothing to learn
+  observe(size: number, latencyUs: number): void {
+    // An exponentially weighted mean per task, only for deadline estimates.
+    const perTask = latencyUs / Math.max(1, size);
+    this.latencyPerTaskUs = this.latencyPerTaskUs === undefined ? perTask : 0.9 * this.latencyPerTaskUs + 0.1 * perTask;
   }
-}
 
-/** Batch size used for `batch_size: -1` (adaptive) until an adaptive sizer is configured. */
-export const DEFAULT_MAX_BATCH = 32;
+  estimateLatencyUs(size: number): number | undefined {
+    return this.latencyPerTaskUs === undefined ? undefined : this.latencyPerTaskUs * size;
+  }
 
-export function createBatchSizer(batchSize: number): BatchSizer {
-  return new FixedBatchSizer(batchSize > 0 ? batchSize : DEFAULT_MAX_BATCH);
+  setBudgetUs(): void {
+    // fixed: the budget does not change the size
+  }
 }

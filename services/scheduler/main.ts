@@ -11,6 +11,8 @@ const config = loadConfig<SchedulerConfig>(schedulerConfigSchema, {
   ...commonFromEnv(),
   ...values,
   maxQueueLength: process.env.CLIPPER_MAX_QUEUE_LENGTH,
+  replicaTimeoutMs: process.env.CLIPPER_REPLICA_TIMEOUT_MS,
+  replicaCapacity: process.env.CLIPPER_REPLICA_CAPACITY,
 });
 const log = createLogger('scheduler', config.logLevel, { model: config.model, version: config.version });
 await runActor('scheduler', log, async () => new Scheduler(config, { nc: await connectNats(config.natsUrl, `scheduler-${config.model}-${config.version}`, log), log }));

@@ -1,9 +1,13 @@
 /**
  * The scheduler actor of one model version. Tasks arrive on `<p>.batch.<model>.<version>` and wait
- * in an earliest-deadline-first queue; whenever a worker replica has capacity the scheduler takes
- * the next batch (size from a BatchSizer), skipping tasks whose deadline has passed (they are
- * answered "expired"), and sends it to that replica. Each task's answer goes straight back to the
- * task's requester: the worker sends it there directly.
+ * in an earliest-deadline-first queue. Whenever a worker replica has capacity (pull-style: a replica
+ * gets a batch only when its previous one is done) the scheduler forms the next batch: as many
+ * tasks as that replica's BatchSizer allows (fixed, AIMD or quantile regression: Clipper §4.3),
+ * optionally waiting a little for a fuller batch (delayed batching), skipping tasks that can no
+ * longer finish before their deadline (answered "expired"). The worker answers each task's requester
+ * directly. Admission is deadline-aware: a task that would miss its deadline in the queue, or that
+ * finds the queue full, is refused at once with a retryable error instead of timing out later. A
+ * replica that misses heartbeats or fails a batch is dropped and its in-flight tasks are re-queued.
  */
 import { RequestStrategy, type Msg, type NatsConnection, type Service, type Subscription } from 'nats';
 import type { Actor } from '../../shared/actor.js';
@@ -11,12 +15,13 @@ import { sleep } from '../../shared/actor.js';
 import { decode, encode } from '../../shared/codec.js';
 import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
-import { decodeRequest, natsRequestError, errorFromReply, replyError } from '../../shared/nats.js';
+import { decodeRequest, errorFromReply, natsRequestError, replyError } from '../../shared/nats.js';
 import { endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type Heartbeat } from '../../shared/protocol.js';
 import { openRegistryBucket, RegistryView } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { checkTensor, type Tensor } from '../../shared/tensor.js';
-import { createBatchSizer, type BatchSizer } from './batch-sizer.js';
+import type { BatchSizer } from './batch-sizer.js';
+import { createBatchSizer, type SizerKind } from './batch-sizers.js';
 import { DeadlineQueue } from './deadline-queue.js';
 import type { SchedulerConfig } from './types.js';
 
@@ -24,15 +29,38 @@ interface PendingTask {
   msg: Msg;
   queryId: string;
   deadlineUnixMs: number;
+  enqueuedUnixMs: number;
   input: Tensor;
+}
+
+interface InFlightBatch {
+  id: string;
+  tasks: PendingTask[];
+  /** Set when the replica was declared dead and the tasks went back to the queue. */
+  abandoned: boolean;
 }
 
 interface Replica {
   id: string;
   subject: string;
-  inFlight: number;
   lastSeenUnixMs: number;
+  sizer: BatchSizer;
+  inFlight: Map<string, InFlightBatch>;
 }
+
+/** How batches are formed, from the model's registry record. */
+interface BatchingSettings {
+  kind: SizerKind;
+  batchSize?: number;
+  maxBatchSize: number;
+  delayMs: number;
+  budgetUs: number;
+  maxQueueLength: number;
+}
+
+const DEFAULT_SLO_US = 100_000;
+const DEFAULT_SLO_FRACTION = 0.4;
+const DEFAULT_MAX_BATCH = 256;
 
 export interface SchedulerDeps {
   nc: NatsConnection;
@@ -45,35 +73,40 @@ export class Scheduler implements Actor {
   private readonly queue = new DeadlineQueue<PendingTask>();
   private readonly replicas = new Map<string, Replica>();
   private readonly view: RegistryView;
-  private sizer: BatchSizer = createBatchSizer(-1);
-  private batchSizeSetting = Number.NaN;
+  private settings: BatchingSettings;
   private service?: Service;
   private events?: Subscription;
   private sweeper?: NodeJS.Timeout;
   private expiryTimer?: NodeJS.Timeout;
   private expiryAt = Infinity;
+  private delayTimer?: NodeJS.Timeout;
   private batchSeq = 0;
-  private inFlightBatches = 0;
   private accepting = true;
+  /** Counters for stats and tests. */
+  readonly counters = { tasks: 0, batches: 0, expired: 0, rejected: 0, requeued: 0 };
 
   constructor(private readonly config: Readonly<SchedulerConfig>, private readonly deps: SchedulerDeps) {
     this.subjects = new Subjects(config.prefix);
     this.ep = endpoints(this.subjects);
     this.view = new RegistryView(deps.log);
+    this.settings = { kind: 'aimd', maxBatchSize: DEFAULT_MAX_BATCH, delayMs: 0, budgetUs: DEFAULT_SLO_US * DEFAULT_SLO_FRACTION, maxQueueLength: config.maxQueueLength };
   }
 
   async start(): Promise<void> {
     const { nc } = this.deps;
     const { model, version } = this.config;
     await this.view.start(await openRegistryBucket(nc, this.subjects));
-    this.applyModelSettings();
-    this.view.onChange(() => this.applyModelSettings());
+    this.applySettings();
+    this.view.onChange(() => this.applySettings());
 
     this.events = nc.subscribe(this.subjects.workerEvents(model, version), { callback: (err, msg) => !err && this.onHeartbeat(msg) });
     await this.discoverReplicas();
-    this.sweeper = setInterval(() => this.dropSilentReplicas(), Math.max(100, this.config.replicaTimeoutMs / 3));
+    this.sweeper = setInterval(() => this.dropSilentReplicas(), Math.max(50, this.config.replicaTimeoutMs / 4));
 
-    this.service = await nc.services.add({ name: 'clipper-scheduler', version: '0.1.0', description: `queue of ${model}:${version}`, metadata: { model, version } });
+    this.service = await nc.services.add({
+      name: 'clipper-scheduler', version: '0.1.0', description: `queue of ${model}:${version}`, metadata: { model, version },
+      statsHandler: () => Promise.resolve(this.stats()),
+    });
     this.service.addEndpoint('tasks', {
       subject: this.subjects.batch(model, version),
       queue: 'scheduler',
@@ -81,13 +114,47 @@ export class Scheduler implements Actor {
     });
   }
 
-  private applyModelSettings(): void {
-    const record = this.view.model(this.config.model, this.config.version);
-    if (!record || record.batch_size === this.batchSizeSetting) return;
-    this.batchSizeSetting = record.batch_size;
-    this.sizer = createBatchSizer(record.batch_size);
-    this.deps.log.info({ batchSize: record.batch_size, maxBatch: this.sizer.batchSize() }, 'batch size set');
+  /** Queue, replicas and batch sizes, for `$SRV.STATS` and tests. */
+  stats(): Record<string, unknown> {
+    return {
+      queued: this.queue.size,
+      ...this.counters,
+      settings: this.settings,
+      replicas: [...this.replicas.values()].map((r) => ({ id: r.id, in_flight: r.inFlight.size, batch_size: r.sizer.batchSize() })),
+    };
   }
+
+  // ---- settings from the registry -------------------------------------------------------------
+
+  private applySettings(): void {
+    const record = this.view.model(this.config.model, this.config.version);
+    if (!record) return;
+    const b = record.batching ?? {};
+    const sloUs = this.view.minLinkedSloUs(this.config.model) ?? DEFAULT_SLO_US;
+    const next: BatchingSettings = {
+      kind: record.batch_size > 0 ? 'fixed' : (b.sizer ?? 'aimd'),
+      ...(record.batch_size > 0 ? { batchSize: record.batch_size } : {}),
+      maxBatchSize: record.batch_size > 0 ? record.batch_size : (b.max_batch_size ?? DEFAULT_MAX_BATCH),
+      delayMs: b.delay_ms ?? 0,
+      budgetUs: Math.max(100, (b.slo_fraction ?? DEFAULT_SLO_FRACTION) * sloUs),
+      maxQueueLength: b.max_queue_length ?? this.config.maxQueueLength,
+    };
+    const prev = this.settings;
+    this.settings = next;
+    const resize = prev.kind !== next.kind || prev.batchSize !== next.batchSize || prev.maxBatchSize !== next.maxBatchSize;
+    for (const r of this.replicas.values()) {
+      if (resize) r.sizer = this.newSizer();
+      else if (prev.budgetUs !== next.budgetUs) r.sizer.setBudgetUs(next.budgetUs);
+    }
+    if (JSON.stringify(prev) !== JSON.stringify(next)) this.deps.log.info({ settings: next }, 'batching settings applied');
+  }
+
+  private newSizer(): BatchSizer {
+    const s = this.settings;
+    return createBatchSizer({ kind: s.kind, batchSize: s.batchSize, maxBatchSize: s.maxBatchSize, budgetUs: s.budgetUs });
+  }
+
+  // ---- replicas ---------------------------------------------------------------------------------
 
   /** Finds replicas that were up before this scheduler, through NATS service discovery. */
   private async discoverReplicas(): Promise<void> {
@@ -114,7 +181,14 @@ export class Scheduler implements Actor {
       return;
     }
     if (hb.state === 'ready' && hb.subject) this.upsertReplica(hb.id, hb.subject);
-    else if (hb.state === 'stopping' && this.replicas.delete(hb.id)) this.deps.log.info({ replica: hb.id }, 'replica left');
+    else if (hb.state === 'stopping') {
+      const r = this.replicas.get(hb.id);
+      // A draining worker finishes what it has; it just gets nothing new.
+      if (r) {
+        this.replicas.delete(hb.id);
+        this.deps.log.info({ replica: hb.id }, 'replica left');
+      }
+    }
   }
 
   private upsertReplica(id: string, subject: string): void {
@@ -123,7 +197,7 @@ export class Scheduler implements Actor {
       known.lastSeenUnixMs = Date.now();
       return;
     }
-    this.replicas.set(id, { id, subject, inFlight: 0, lastSeenUnixMs: Date.now() });
+    this.replicas.set(id, { id, subject, lastSeenUnixMs: Date.now(), sizer: this.newSizer(), inFlight: new Map() });
     this.deps.log.info({ replica: id, replicas: this.replicas.size }, 'replica joined');
     this.pump();
   }
@@ -131,58 +205,121 @@ export class Scheduler implements Actor {
   private dropSilentReplicas(): void {
     const cutoff = Date.now() - this.config.replicaTimeoutMs;
     for (const r of this.replicas.values()) {
-      if (r.lastSeenUnixMs < cutoff) {
-        this.replicas.delete(r.id);
-        this.deps.log.warn({ replica: r.id }, 'replica missed heartbeats, dropped');
-      }
+      if (r.lastSeenUnixMs < cutoff) this.markDead(r, 'missed heartbeats');
     }
   }
+
+  /** Drops a replica and sends its in-flight tasks back to the queue (those whose deadline allows). */
+  private markDead(replica: Replica, why: string): void {
+    if (this.replicas.get(replica.id) !== replica) return;
+    this.replicas.delete(replica.id);
+    let requeued = 0;
+    for (const batch of replica.inFlight.values()) {
+      batch.abandoned = true;
+      for (const t of batch.tasks) {
+        if (t.deadlineUnixMs > Date.now()) {
+          this.queue.push(t);
+          requeued++;
+        } else this.expire(t);
+      }
+    }
+    replica.inFlight.clear();
+    this.counters.requeued += requeued;
+    this.deps.log.warn({ replica: replica.id, why, requeued }, 'replica dropped');
+    this.pump();
+  }
+
+  // ---- tasks ------------------------------------------------------------------------------------
 
   private onTask(msg: Msg): void {
     let task: PendingTask;
     try {
       const t = decodeRequest(msg, this.ep.batch.request);
-      task = { msg, queryId: t.query_id, deadlineUnixMs: t.deadline_unix_ms, input: checkTensor(t.input) };
+      task = { msg, queryId: t.query_id, deadlineUnixMs: t.deadline_unix_ms, enqueuedUnixMs: Date.now(), input: checkTensor(t.input) };
     } catch (err) {
       replyError(msg, err);
       return;
     }
+    this.counters.tasks++;
     if (!this.accepting) {
-      replyError(msg, new ClipperError('CLIPPER_ERR_SERVICE_UNAVAILABLE', 'scheduler is shutting down'));
+      this.reject(task, new ClipperError('CLIPPER_ERR_SERVICE_UNAVAILABLE', 'scheduler is shutting down'));
       return;
     }
-    if (task.deadlineUnixMs <= Date.now()) {
+    const now = Date.now();
+    if (task.deadlineUnixMs <= now) {
       this.expire(task);
       return;
     }
-    if (this.queue.size >= this.config.maxQueueLength) {
-      replyError(msg, new ClipperError('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version}`));
+    if (this.queue.size >= this.settings.maxQueueLength) {
+      this.reject(task, new ClipperError('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version}`));
+      return;
+    }
+    const doneMs = this.predictCompletionMs(now);
+    if (doneMs !== undefined && doneMs > task.deadlineUnixMs) {
+      this.reject(task, new ClipperError('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version} would take ${Math.round(doneMs - now)} ms`));
       return;
     }
     this.queue.push(task);
     this.pump();
   }
 
+  /**
+   * When a task queued now would be done, from the replicas' measured batch latencies: the queue
+   * ahead drains at the replicas' combined throughput, then the task's own batch runs.
+   */
+  private predictCompletionMs(now: number): number | undefined {
+    let tasksPerMs = 0;
+    let batchMs = Infinity;
+    for (const r of this.replicas.values()) {
+      const size = r.sizer.batchSize();
+      const us = r.sizer.estimateLatencyUs(size);
+      if (us === undefined || us <= 0) return undefined;
+      tasksPerMs += size / (us / 1000);
+      batchMs = Math.min(batchMs, us / 1000);
+    }
+    if (tasksPerMs === 0) return undefined;
+    return now + this.queue.size / tasksPerMs + batchMs;
+  }
+
   private expire(task: PendingTask): void {
+    this.counters.expired++;
     replyError(task.msg, new ClipperError('CLIPPER_ERR_QUERY_EXPIRED', `query ${task.queryId} expired in the queue of ${this.config.model}:${this.config.version}`));
+  }
+
+  private reject(task: PendingTask, err: ClipperError): void {
+    this.counters.rejected++;
+    replyError(task.msg, err);
   }
 
   /** Sends batches while there are tasks and replicas with capacity. */
   private pump(): void {
+    clearTimeout(this.delayTimer);
+    this.delayTimer = undefined;
     for (;;) {
-      for (const t of this.queue.popExpired(Date.now())) this.expire(t);
-      if (this.queue.size === 0) return;
+      const now = Date.now();
+      for (const t of this.queue.popExpired(now)) this.expire(t);
+      const head = this.queue.peek();
+      if (!head) return;
       const replica = this.pickReplica();
       if (!replica) break;
-      const max = this.sizer.batchSize();
+      const max = replica.sizer.batchSize();
+      // Delayed batching: with a short queue, wait a little for a fuller batch.
+      if (this.queue.size < max && this.settings.delayMs > 0) {
+        const waitUntil = head.enqueuedUnixMs + this.settings.delayMs;
+        if (now < waitUntil) {
+          this.delayTimer = setTimeout(() => this.pump(), Math.ceil(waitUntil - now));
+          break;
+        }
+      }
+      const estimateMs = (replica.sizer.estimateLatencyUs(max) ?? 0) / 1000;
       const tasks: PendingTask[] = [];
-      const now = Date.now();
       while (tasks.length < max && this.queue.size > 0) {
         const t = this.queue.pop()!;
-        if (t.deadlineUnixMs <= now) this.expire(t);
+        // Skip work that cannot finish before its deadline.
+        if (t.deadlineUnixMs <= now + estimateMs) this.expire(t);
         else tasks.push(t);
       }
-      if (tasks.length > 0) void this.dispatch(replica, tasks);
+      if (tasks.length > 0) this.dispatch(replica, tasks);
     }
     this.armExpiry();
   }
@@ -191,7 +328,7 @@ export class Scheduler implements Actor {
   private pickReplica(): Replica | undefined {
     let best: Replica | undefined;
     for (const r of this.replicas.values()) {
-      if (r.inFlight < this.config.replicaCapacity && (!best || r.inFlight < best.inFlight)) best = r;
+      if (r.inFlight.size < this.config.replicaCapacity && (!best || r.inFlight.size < best.inFlight.size)) best = r;
     }
     return best;
   }
@@ -208,44 +345,56 @@ export class Scheduler implements Actor {
     }, Math.max(0, head.deadlineUnixMs - Date.now()) + 1);
   }
 
-  private async dispatch(replica: Replica, tasks: PendingTask[]): Promise<void> {
-    replica.inFlight++;
-    this.inFlightBatches++;
-    const deadline = Math.max(...tasks.map((t) => t.deadlineUnixMs));
-    const batch: Batch = {
-      v: PROTOCOL_VERSION, batch_id: `${this.config.model}-${++this.batchSeq}`, deadline_unix_ms: deadline,
+  private dispatch(replica: Replica, tasks: PendingTask[]): void {
+    const batch: InFlightBatch = { id: `${this.config.model}-${this.config.version}-${++this.batchSeq}`, tasks, abandoned: false };
+    replica.inFlight.set(batch.id, batch);
+    this.counters.batches++;
+    let deadline = 0;
+    for (const t of tasks) deadline = Math.max(deadline, t.deadlineUnixMs);
+    const wire: Batch = {
+      v: PROTOCOL_VERSION, batch_id: batch.id, deadline_unix_ms: deadline,
       inputs: tasks.map((t) => t.input), reply_to: tasks.map((t) => t.msg.reply ?? ''),
     };
     const started = process.hrtime.bigint();
-    try {
-      const res = await this.deps.nc.request(replica.subject, encode(batch), { timeout: Math.max(1_000, deadline - Date.now() + 1_000) });
-      const failure = errorFromReply(res);
-      if (failure) throw failure;
-      const result = this.ep.worker.response.parse(decode(res.data));
-      // The worker has answered each task's requester directly (reply_to).
-      const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
-      this.sizer.observe(tasks.length, latencyUs);
-      this.deps.log.debug({ replica: replica.id, batchSize: tasks.length, latencyUs, computeUs: result.compute_us }, 'batch done');
-    } catch (err) {
-      const e = err instanceof ClipperError ? err : natsRequestError(err, replica.subject, { noResponders: 'CLIPPER_ERR_MODEL_UNAVAILABLE', timeout: 'CLIPPER_ERR_MODEL_UNAVAILABLE' });
-      this.deps.log.warn({ replica: replica.id, batchSize: tasks.length, code: e.code, err: e.message }, 'batch failed');
-      if (e.code === 'CLIPPER_ERR_MODEL_UNAVAILABLE') this.replicas.delete(replica.id);
-      for (const t of tasks) replyError(t.msg, e);
-    } finally {
-      replica.inFlight--;
-      this.inFlightBatches--;
+    this.deps.nc.request(replica.subject, encode(wire), { timeout: Math.max(1_000, deadline - Date.now() + 1_000) }).then(
+      (res) => {
+        if (batch.abandoned) return;
+        const failure = errorFromReply(res);
+        if (failure) {
+          // The model itself failed: the same batch would fail elsewhere too.
+          this.deps.log.warn({ replica: replica.id, batchSize: tasks.length, code: failure.code, err: failure.message }, 'batch failed');
+          for (const t of tasks) replyError(t.msg, failure);
+          return;
+        }
+        // The worker has answered each task's requester directly (reply_to).
+        this.ep.worker.response.parse(decode(res.data));
+        const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
+        replica.sizer.observe(tasks.length, latencyUs);
+        this.deps.log.debug({ replica: replica.id, batchSize: tasks.length, latencyUs }, 'batch done');
+      },
+      (err: unknown) => {
+        if (batch.abandoned) return;
+        const e = natsRequestError(err, replica.subject, { noResponders: 'CLIPPER_ERR_MODEL_UNAVAILABLE', timeout: 'CLIPPER_ERR_MODEL_UNAVAILABLE' });
+        this.markDead(replica, e.message);
+      },
+    ).catch((err: unknown) => {
+      this.deps.log.error({ err }, 'batch result not understood');
+    }).finally(() => {
+      replica.inFlight.delete(batch.id);
       this.pump();
-    }
+    });
   }
 
   async stop(graceMs = 5_000): Promise<void> {
     this.accepting = false;
     await this.service?.stop().catch(() => undefined);
     const until = Date.now() + graceMs;
-    while ((this.queue.size > 0 || this.inFlightBatches > 0) && Date.now() < until) await sleep(10);
+    const busy = (): boolean => this.queue.size > 0 || [...this.replicas.values()].some((r) => r.inFlight.size > 0);
+    while (busy() && Date.now() < until) await sleep(10);
     for (const t of this.queue.drain()) replyError(t.msg, new ClipperError('CLIPPER_ERR_SERVICE_UNAVAILABLE', 'scheduler stopped'));
     clearInterval(this.sweeper);
     clearTimeout(this.expiryTimer);
+    clearTimeout(this.delayTimer);
     this.events?.unsubscribe();
     this.view.stop();
     await this.deps.nc.drain().catch(() => undefined);

@@ -125,6 +125,19 @@ describe('query path (real processes)', function () {
     expect(Array.from(new Float32Array(new Uint8Array(res.output.data).buffer))).to.deep.equal(Array.from(direct[5]!));
   });
 
+  it('query path - HTTP with a msgpack body answers in msgpack, tensor bytes untouched', async () => {
+    const data = new Uint8Array(digits.pixels[13]!.buffer.slice(0));
+    const res = await fetch(`${sys.stack.ingressUrl}/digits/predict`, { method: 'POST', headers: { 'Content-Type': 'application/msgpack' }, body: msgpack.pack({ input: { dtype: 'FP32', shape: [64], data } }) });
+    expect(res.status).to.equal(200);
+    expect(res.headers.get('content-type')).to.equal('application/msgpack');
+    const body = msgpack.unpack(new Uint8Array(await res.arrayBuffer())) as { default: boolean; output: { dtype: string; data: Uint8Array } };
+    expect(body.default).to.equal(false);
+    expect(Array.from(new Float32Array(new Uint8Array(body.output.data).buffer))).to.deep.equal(Array.from(direct[13]!));
+    const bad = await fetch(`${sys.stack.ingressUrl}/digits/predict`, { method: 'POST', headers: { 'Content-Type': 'application/msgpack' }, body: new Uint8Array([0xc1]) });
+    expect(bad.status).to.equal(400);
+    expect((msgpack.unpack(new Uint8Array(await bad.arrayBuffer())) as { code: string }).code).to.equal('CLIPPER_ERR_PROTO_DECODE');
+  });
+
   it('query path - health reports live and ready', async () => {
     const res = await fetch(`${sys.stack.ingressUrl}/health`);
     expect(res.status).to.equal(200);

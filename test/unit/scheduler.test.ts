@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import { createBatchSizer, DEFAULT_MAX_BATCH, FixedBatchSizer } from '../../services/scheduler/batch-sizer.js';
+import { FixedBatchSizer } from '../../services/scheduler/batch-sizer.js';
 import { DeadlineQueue } from '../../services/scheduler/deadline-queue.js';
 
 interface Item {
@@ -149,7 +149,7 @@ describe('batch sizer', () => {
   it('batch sizer - FixedBatchSizer always answers its size, whatever it observes', () => {
     const s = new FixedBatchSizer(8);
     expect(s.batchSize()).to.equal(8);
-    s.observe();
+    s.observe(8, 1000);
     expect(s.batchSize()).to.equal(8);
     expect(new FixedBatchSizer(1).batchSize()).to.equal(1);
   });
@@ -160,21 +160,11 @@ describe('batch sizer', () => {
     }
   });
 
-  it('batch sizer - createBatchSizer uses a positive batch_size as it is', () => {
-    expect(createBatchSizer(1).batchSize()).to.equal(1);
-    expect(createBatchSizer(16).batchSize()).to.equal(16);
-    fc.assert(fc.property(fc.integer({ min: 1, max: 100_000 }), (n) => {
-      expect(createBatchSizer(n).batchSize()).to.equal(n);
-    }));
-  });
-
-  it('batch sizer - createBatchSizer(-1) (adaptive) falls back to DEFAULT_MAX_BATCH', () => {
-    expect(DEFAULT_MAX_BATCH).to.equal(32);
-    expect(createBatchSizer(-1).batchSize()).to.equal(DEFAULT_MAX_BATCH);
-    expect(createBatchSizer(0).batchSize()).to.equal(DEFAULT_MAX_BATCH);
-  });
-
-  it('batch sizer - createBatchSizer refuses a fractional batch size', () => {
-    expect(() => createBatchSizer(2.5)).to.throw(/positive integer/);
+  it('batch sizer - FixedBatchSizer estimates latency from the mean per-task time it observed', () => {
+    const s = new FixedBatchSizer(4);
+    expect(s.estimateLatencyUs(4)).to.equal(undefined);
+    s.observe(4, 4000);
+    expect(s.estimateLatencyUs(4)).to.equal(4000);
+    expect(s.estimateLatencyUs(2)).to.equal(2000);
   });
 });

@@ -1,0 +1,37 @@
+/**
+ * Picks a BatchSizer by name: a fixed size, Clipper's AIMD adaptive batching (NSDI'17 §4.3) or its
+ * quantile-regression alternative (largest batch whose P99 latency fits the budget).
+ */
+import { AimdBatchSizer } from './aimd-batch-sizer.js';
+import { FixedBatchSizer, type BatchSizer } from './batch-sizer.js';
+import { QuantileBatchSizer } from './quantile-batch-sizer.js';
+
+export type SizerKind = 'fixed' | 'aimd' | 'quantile';
+
+export const SIZER_KINDS: readonly SizerKind[] = ['fixed', 'aimd', 'quantile'];
+
+export interface CreateBatchSizerOptions {
+  kind: SizerKind;
+  /** The fixed size (required for `fixed`, ignored otherwise). */
+  batchSize?: number;
+  /** Upper cap for the adaptive sizers. */
+  maxBatchSize: number;
+  /** Latency budget of one batch, µs, for the adaptive sizers. */
+  budgetUs: number;
+}
+
+export function createBatchSizer(opts: CreateBatchSizerOptions): BatchSizer {
+  switch (opts.kind) {
+    case 'fixed':
+      if (opts.batchSize === undefined || !Number.isInteger(opts.batchSize) || opts.batchSize < 1) {
+        throw new RangeError(`a fixed batch sizer needs a positive integer batchSize, got ${opts.batchSize}`);
+      }
+      return new FixedBatchSizer(opts.batchSize);
+    case 'aimd':
+      return new AimdBatchSizer({ budgetUs: opts.budgetUs, maxBatchSize: opts.maxBatchSize });
+    case 'quantile':
+      return new QuantileBatchSizer({ budgetUs: opts.budgetUs, maxBatchSize: opts.maxBatchSize });
+    default:
+      throw new RangeError(`unknown batch sizer kind ${String((opts as { kind: unknown }).kind)}`);
+  }
+}

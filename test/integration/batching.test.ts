@@ -1,0 +1,93 @@
+/**
+ * Replicas and overload with real processes: set_num_replicas changes the running workers live; a
+ * replica killed mid-batch has its tasks re-queued to another; a full queue refuses at once with a
+ * retryable error (HTTP 503 + Retry-After, CLIPPER_ERR_QUEUE_FULL on NATS).
+ */
+import { expect } from 'chai';
+import { Packr } from 'msgpackr';
+import { connect, type NatsConnection } from 'nats';
+import { ERROR_CODE_HEADER } from '../../shared/errors.js';
+import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
+import { fixture, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
+
+const msgpack = new Packr({ useRecords: false });
+
+interface SchedulerStats { queued: number; requeued: number; rejected: number; replicas: { id: string; in_flight: number }[] }
+
+describe('replicas and overload (real processes)', function () {
+  this.timeout(120_000);
+  let nats: TestNats;
+  let sys: TestStack;
+  let nc: NatsConnection;
+
+  const schedulerStats = async (model: string): Promise<SchedulerStats> => {
+    for await (const s of await nc.services.client().stats('clipper-scheduler')) {
+      if (s.metadata?.model === model) return s.endpoints?.[0]?.data as SchedulerStats;
+    }
+    throw new Error(`no scheduler for ${model}`);
+  };
+  const agentProcesses = async () => msgpack.unpack((await nc.request('clipper.agent.local.processes', new Uint8Array(0), { timeout: 2_000 })).data) as { key: string; pid: number; running: boolean }[];
+
+  before(async () => {
+    nats = await startTestNats();
+    // Fast failure detection, so a dead replica is noticed within a second.
+    sys = await startTestStack(nats, { CLIPPER_HEARTBEAT_MS: '150', CLIPPER_REPLICA_TIMEOUT_MS: '700' });
+    nc = await connect({ servers: nats.url });
+    const slow = { input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', 'one-second.mjs'), batch_size: 1 };
+    await sys.admin.call('add_model', { model_name: 'slow', model_version: '1', ...slow });
+    await sys.admin.call('add_model', { model_name: 'tiny-queue', model_version: '1', ...slow, batching: { max_queue_length: 2 } });
+    await sys.admin.call('add_app', { name: 'slow', input_type: 'doubles', latency_slo_micros: 30_000_000, candidate_model_names: ['slow'] });
+    await sys.admin.call('add_app', { name: 'tiny', input_type: 'doubles', latency_slo_micros: 30_000_000, candidate_model_names: ['tiny-queue'] });
+    await waitForModelAnswer(sys, 'slow', { input: [1] });
+    await waitForModelAnswer(sys, 'tiny', { input: [1] });
+  });
+
+  after(async () => {
+    await nc?.close();
+    await stopTestStack(sys);
+    await stopTestNats(nats);
+  });
+
+  it('replicas - set_num_replicas starts and stops workers live', async () => {
+    await sys.admin.call('set_num_replicas', { model_name: 'slow', num_replicas: 3 });
+    await eventually(async () => (await schedulerStats('slow')).replicas.length === 3, 30_000, '3 replicas');
+    await sys.admin.call('set_num_replicas', { model_name: 'slow', num_replicas: 2 });
+    await eventually(async () => (await schedulerStats('slow')).replicas.length === 2, 30_000, '2 replicas');
+    const workers = (await agentProcesses()).filter((p) => p.key.startsWith('worker.slow.1.'));
+    expect(workers.map((w) => w.key).sort()).to.deep.equal(['worker.slow.1.0', 'worker.slow.1.1']);
+  });
+
+  it('replicas - tasks of a replica killed mid-batch are re-queued to another and still answered', async () => {
+    const pending = postJson(`${sys.stack.ingressUrl}/slow/predict`, { input: [2, 3] });
+    const busy = await eventually(async () => (await schedulerStats('slow')).replicas.find((r) => r.in_flight > 0), 5_000, 'a busy replica');
+    const victim = (await agentProcesses()).find((p) => p.key === `worker.${busy.id}`)!;
+    process.kill(victim.pid, 'SIGKILL');
+    const res = await pending;
+    expect(res.status).to.equal(200);
+    expect(res.body).to.include({ default: false });
+    expect(res.body.output).to.deep.equal([5]);
+    expect((await schedulerStats('slow')).requeued).to.be.at.least(1);
+  });
+
+  it('overload - a full queue refuses at once with 503, Retry-After and CLIPPER_ERR_QUEUE_FULL', async () => {
+    // One replica, one task at a time (1 s each), at most 2 waiting: of 8 concurrent queries some must be refused.
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => postJson(`${sys.stack.ingressUrl}/tiny/predict`, { input: [i] })));
+    const refused = results.filter((r) => r.status === 503);
+    const served = results.filter((r) => r.status === 200 && r.body.default === false);
+    expect(refused.length).to.be.at.least(4);
+    expect(served.length).to.be.at.least(2);
+    expect(refused.length + served.length).to.equal(8);
+    for (const r of refused) {
+      expect(r.body.code).to.equal('CLIPPER_ERR_QUEUE_FULL');
+      expect(r.body.retryable).to.equal(true);
+      expect(r.headers.get('retry-after')).to.equal('1');
+    }
+  });
+
+  it('overload - on NATS the refusal carries CLIPPER_ERR_QUEUE_FULL in the error headers', async () => {
+    const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => nc.request('clipper.predict.tiny', msgpack.pack({ input: [i] }), { timeout: 20_000 })));
+    const codes = replies.map((m) => m.headers?.get(ERROR_CODE_HEADER) ?? 'ok');
+    expect(codes.filter((c) => c === 'CLIPPER_ERR_QUEUE_FULL').length).to.be.at.least(4);
+    expect(codes.filter((c) => c === 'ok').length).to.be.at.least(2);
+  });
+});
