@@ -7,6 +7,10 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { PROJECT_ROOT } from '../shared/process.js';
 import { runOverhead } from './overhead.js';
+import { runBatching } from './batching.js';
+import { runOverload } from './overload.js';
+import { writePlot, type PlotSpec } from './plot.js';
+import { runReplicas } from './replicas.js';
 
 function positive(value: string): number {
   const n = Number(value);
@@ -14,10 +18,29 @@ function positive(value: string): number {
   return n;
 }
 
-function finish(name: string, result: Record<string, unknown>): void {
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+}
+
+function batchSize(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || (n < 1 && n !== -1)) throw new InvalidArgumentError('must be a positive integer or -1 (adaptive)');
+  return n;
+}
+
+/** Writes the result (and its chart as SVG next to it, when given) and prints the JSON line. */
+function finish(name: string, result: Record<string, unknown>, plot?: PlotSpec): void {
   const dir = path.join(PROJECT_ROOT, 'loadtest', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  if (plot) {
+    const svg = file.replace(/\.json$/, '.svg');
+    writePlot(svg, plot);
+    result = { ...result, plot: path.relative(PROJECT_ROOT, svg) };
+    process.stderr.write(`[bench] chart written to ${path.relative(PROJECT_ROOT, svg)}\n`);
+  }
   fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   process.stderr.write(`[bench] result written to ${path.relative(PROJECT_ROOT, file)}\n`);
   process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -32,6 +55,44 @@ program
   .option('--warmup <n>', 'warm-up requests per target', positive, 1000)
   .option('--rounds <n>', 'alternating rounds', positive, 5)
   .action(async (o: { requests: number; warmup: number; rounds: number }) => finish('overhead', await runOverhead(o)));
+
+program
+  .command('batching')
+  .description('adaptive batching vs batch size 1 vs the single-process peer: highest rate with P99 within a 20 ms SLO')
+  .option('--step <s>', 'seconds per load step', positiveNumber, 4)
+  .option('--start-rate <n>', 'first offered rate, requests/s', positiveNumber, 200)
+  .option('--sockets <n>', 'HTTP client sockets', positive, 256)
+  .option('--targets <list>', 'sweeps to run (comma-separated)', (v: string) => v.split(',').map((t) => t.trim()).filter(Boolean), ['peer', 'batch1', 'aimd', 'aimd-nats'])
+  .action(async (o: { step: number; startRate: number; sockets: number; targets: string[] }) => {
+    const { result, plot } = await runBatching({ stepS: o.step, startRate: o.startRate, sockets: o.sockets, targets: o.targets });
+    finish('batching', result, plot);
+  });
+
+program
+  .command('replicas')
+  .description('scale-out: simulated accelerator with 1, 2 and 4 replicas, highest rate with P99 within 100 ms')
+  .option('--step <s>', 'seconds per load step', positiveNumber, 4)
+  .option('--start-rate <n>', 'first offered rate per replica, requests/s', positiveNumber, 40)
+  .option('--batch-size <n>', 'batch_size of the simulated models (-1: adaptive)', batchSize, 1)
+  .option('--batch-ms <ms>', 'time per batch of the simulated accelerator (SIM_BATCH_MS)', positiveNumber, 5)
+  .option('--set-num-replicas', 'resize one model with set_num_replicas instead of registering three', false)
+  .action(async (o: { step: number; startRate: number; batchSize: number; batchMs: number; setNumReplicas: boolean }) => {
+    const { result, plot } = await runReplicas({ stepS: o.step, startRatePerReplica: o.startRate, batchSize: o.batchSize, batchMs: o.batchMs, setNumReplicas: o.setNumReplicas });
+    finish('replicas', result, plot);
+  });
+
+program
+  .command('overload')
+  .description('the aimd app at twice its capacity: goodput, refusals, defaults and the tail')
+  .option('--step <s>', 'seconds per load step of the capacity search', positiveNumber, 4)
+  .option('--start-rate <n>', 'first offered rate of the capacity search, requests/s', positiveNumber, 200)
+  .option('--factor <x>', 'offered load as a multiple of capacity', positiveNumber, 2)
+  .option('--duration <s>', 'seconds of overload', positiveNumber, 20)
+  .option('--sockets <n>', 'HTTP client sockets', positive, 256)
+  .action(async (o: { step: number; startRate: number; factor: number; duration: number; sockets: number }) => {
+    const { result, plot } = await runOverload({ stepS: o.step, startRate: o.startRate, factor: o.factor, overloadS: o.duration, sockets: o.sockets });
+    finish('overload', result, plot);
+  });
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);

@@ -62,3 +62,34 @@ export async function startPeer(modelFile: string, wrapper: 'js' | 'onnx', input
     },
   };
 }
+
+/**
+ * Makes `cleanup` run once, whichever comes first: the returned function (call it in `finally`), or
+ * SIGINT/SIGTERM to the bench, after which the process exits (so nothing it started is left behind).
+ */
+export function cleanupOnce(cleanup: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  const run = (): Promise<void> => (done ??= cleanup().catch((err: unknown) => progress(`cleanup failed: ${(err as Error).message}`)));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    progress(`${signal}: stopping everything this bench started`);
+    void run().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    return run();
+  };
+}
+
+/**
+ * The 1-minute load average before a bench starts; warns when other work is running, because on a
+ * 2-core machine anything else (a test suite, another bench) skews every figure.
+ */
+export function loadBeforeBench(): number {
+  const load = os.loadavg()[0] ?? 0;
+  const cpus = os.cpus().length;
+  if (load > 0.5 * cpus) progress(`warning: load average ${load.toFixed(2)} on ${cpus} CPUs before the bench; other processes will skew the figures`);
+  return Math.round(load * 100) / 100;
+}

@@ -1,0 +1,140 @@
+/**
+ * `npm run bench -- batching`: what adaptive batching buys under a latency objective. The
+ * 784-2048-2048-10 MLP (infra/build-bench-model.ts) is served three ways: through the system with
+ * adaptive batching (app `aimd`, model `batch_size: -1`), through the system one query per batch
+ * (app `batch1`, `batch_size: 1`), and by the single-process baseline peer. For each, over HTTP with
+ * the same open-loop generator and body, and for `aimd` also over NATS, the highest rate whose P99
+ * stays within the 20 ms SLO (loadtest/sweep.ts).
+ */
+import { connect, type NatsConnection } from 'nats';
+import { Packr } from 'msgpackr';
+import { ensureBenchModel } from '../infra/build-bench-model.js';
+import { mulberry32 } from '../infra/models/mlp.js';
+import { cleanupOnce, loadBeforeBench, progress, startPeer, startSystem, waitForApp, type BenchSystem } from './harness.js';
+import { httpSender, natsSender, type Send } from './open-loop.js';
+import type { PlotSpec } from './plot.js';
+import { findMaxRate, type SweepResult } from './sweep.js';
+
+export const MLP_INPUT_LENGTH = 784;
+export const BATCHING_SLO_MS = 20;
+
+export interface BatchingOptions {
+  stepS: number;
+  startRate: number;
+  /** Which sweeps to run, of peer, batch1, aimd, aimd-nats. */
+  targets: readonly string[];
+  /** Sockets of the HTTP client's keep-alive agent. */
+  sockets: number;
+}
+
+/** The same pseudo-random image for every request: 784 values in [0, 1), 3 decimals. */
+export function mlpInput(seed = 7): number[] {
+  const rng = mulberry32(seed);
+  return Array.from({ length: MLP_INPUT_LENGTH }, () => Math.round(rng() * 1000) / 1000);
+}
+
+/** The HTTP body and the NATS msgpack payload (`{input: FP32 tensor}`) of one query. */
+export function mlpPayloads(input = mlpInput()): { body: string; natsPayload: Uint8Array } {
+  const data = new Uint8Array(Float32Array.from(input).buffer);
+  const natsPayload = new Packr({ useRecords: false }).pack({ input: { dtype: 'FP32', shape: [MLP_INPUT_LENGTH], data } });
+  return { body: JSON.stringify({ input }), natsPayload };
+}
+
+/** Registers model `name` v1 on the bench model and an app of the same SLO linked to it. */
+export async function deployMlpApp(system: BenchSystem, modelFile: string, app: string, model: string, batchSize: number, sloMs = BATCHING_SLO_MS): Promise<void> {
+  await system.admin.call('add_model', { model_name: model, model_version: '1', input_type: 'floats', wrapper: 'onnx', model_data_path: modelFile, batch_size: batchSize });
+  await system.admin.call('add_app', { name: app, input_type: 'floats', input_shape: [MLP_INPUT_LENGTH], latency_slo_micros: sloMs * 1000, candidate_model_names: [model] });
+}
+
+const round1 = (v: number): number => Math.round(v * 10) / 10;
+
+export async function runBatching(opts: BatchingOptions): Promise<{ result: Record<string, unknown>; plot: PlotSpec }> {
+  const loadAvg = loadBeforeBench();
+  const modelFile = await ensureBenchModel();
+  const { body, natsPayload } = mlpPayloads();
+  const sloMs = BATCHING_SLO_MS;
+  let system: BenchSystem | undefined;
+  let nc: NatsConnection | undefined;
+  const closers: (() => unknown)[] = [];
+  const cleanup = cleanupOnce(async () => {
+    for (const c of closers.reverse()) await c();
+    await nc?.close().catch(() => undefined);
+    await system?.close();
+  });
+  try {
+    system = await startSystem();
+    progress('starting the baseline peer (one process, onnxruntime, no batching)');
+    const peer = await startPeer(modelFile, 'onnx', MLP_INPUT_LENGTH);
+    closers.push(() => peer.close());
+    await deployMlpApp(system, modelFile, 'aimd', 'mlp', -1);
+    await deployMlpApp(system, modelFile, 'batch1', 'mlp1', 1);
+    progress('waiting for both models to load');
+    await waitForApp(system, 'aimd', body);
+    await waitForApp(system, 'batch1', body);
+
+    const sweep = async (label: string, send: Send): Promise<SweepResult> => {
+      progress(`${label}: looking for the highest rate with P99 ≤ ${sloMs} ms`);
+      const r = await findMaxRate({ send, sloMs, startRate: opts.startRate, stepDurationS: opts.stepS, label });
+      progress(`${label}: ${Math.round(r.max_qps)}/s at P99 ${r.p99_ms_at_max} ms`);
+      return r;
+    };
+    const http = (base: string, path: string): ReturnType<typeof httpSender> => {
+      const s = httpSender(base, path, body, { agentSockets: opts.sockets });
+      closers.push(() => s.close());
+      return s;
+    };
+
+    const skipped: SweepResult = { max_qps: 0, rate_at_max: 0, p99_ms_at_max: 0, steps: [] };
+    const want = (t: string): boolean => opts.targets.includes(t);
+    const peerRes = want('peer') ? await sweep('peer', http(peer.url, '/predict')) : skipped;
+    const batch1 = want('batch1') ? await sweep('batch1', http(system.stack.ingressUrl, '/batch1/predict')) : skipped;
+    const aimd = want('aimd') ? await sweep('aimd', http(system.stack.ingressUrl, '/aimd/predict')) : skipped;
+    let aimdNats: SweepResult | undefined;
+    if (want('aimd-nats')) {
+      nc = await connect({ servers: system.stack.natsUrl, noAsyncTraces: true });
+      aimdNats = await sweep('aimd-nats', natsSender(nc, 'clipper.predict.aimd', natsPayload));
+    }
+
+    const targets = { aimd_over_batch1: 2, aimd_over_peer: 1, p99_ms: sloMs };
+    const aimdOverBatch1 = batch1.max_qps > 0 ? round1(aimd.max_qps / batch1.max_qps) : null;
+    const aimdOverPeer = peerRes.max_qps > 0 ? round1(aimd.max_qps / peerRes.max_qps) : null;
+    const met = {
+      aimd_over_batch1: aimdOverBatch1 !== null && aimdOverBatch1 >= targets.aimd_over_batch1,
+      aimd_over_peer: aimdOverPeer !== null && aimdOverPeer >= targets.aimd_over_peer,
+      p99_ms: aimd.max_qps > 0 && aimd.p99_ms_at_max <= sloMs,
+    };
+    const result: Record<string, unknown> = {
+      bench: 'batching',
+      aimd_qps: round1(aimd.max_qps),
+      batch1_qps: round1(batch1.max_qps),
+      peer_qps: round1(peerRes.max_qps),
+      aimd_nats_qps: aimdNats ? round1(aimdNats.max_qps) : null,
+      aimd_p99_ms: aimd.p99_ms_at_max,
+      batch1_p99_ms: batch1.p99_ms_at_max,
+      peer_p99_ms: peerRes.p99_ms_at_max,
+      aimd_nats_p99_ms: aimdNats?.p99_ms_at_max ?? null,
+      aimd_over_batch1: aimdOverBatch1,
+      aimd_over_peer: aimdOverPeer,
+      slo_ms: sloMs,
+      load_avg_1m_at_start: loadAvg,
+      model: 'MLP 784-2048-2048-10 (ONNX, 1 intra-op thread per process)',
+      step_duration_s: opts.stepS,
+      targets,
+      met: { ...met, all: Object.values(met).every(Boolean) },
+      steps: { aimd: aimd.steps, batch1: batch1.steps, peer: peerRes.steps, ...(aimdNats ? { aimd_nats: aimdNats.steps } : {}) },
+    };
+    const plot: PlotSpec = {
+      title: `Adaptive batching: MLP 784-2048-2048-10, P99 SLO ${sloMs} ms`,
+      sloMs,
+      series: [
+        { name: 'aimd (batch_size -1, HTTP)', steps: aimd.steps },
+        ...(aimdNats ? [{ name: 'aimd over NATS', steps: aimdNats.steps }] : []),
+        { name: 'batch1 (batch_size 1, HTTP)', steps: batch1.steps },
+        { name: 'peer (one process, HTTP)', steps: peerRes.steps },
+      ],
+    };
+    return { result, plot };
+  } finally {
+    await cleanup();
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * An open-loop load generator: requests arrive as a Poisson process at a target rate, whatever the
+ * system does with them, like independent users would. Each send is scheduled against the ideal
+ * arrival clock (exponential inter-arrival times from a seeded PRNG), never after a reply, and its
+ * latency is measured from its *scheduled* time, so a stalled generator or server shows up in the
+ * latency instead of hiding it ("coordinated omission"). The sender is pluggable, so the same
+ * generator drives HTTP and NATS.
+ */
+import http from 'node:http';
+import { ErrorCode as NatsErrorCode, NatsError, type NatsConnection } from 'nats';
+import { Packr } from 'msgpackr';
+import { mulberry32 } from '../infra/models/mlp.js';
+import { ERROR_CODE_HEADER, ERROR_STATUS_HEADER } from '../shared/errors.js';
+import { LatencyRecorder, type LatencySummary } from './latency.js';
+
+/**
+ * What became of one request: a model's answer (`ok`), a refusal the client may retry (`rejected`:
+ * HTTP 429/503, or the same codes on NATS), the app's default output (`default`: no model answered
+ * in time), no answer within the sender's timeout (`timeout`), anything else (`error`).
+ */
+export type Outcome = 'ok' | 'rejected' | 'default' | 'error' | 'timeout';
+export type Send = () => Promise<Outcome>;
+
+export interface OpenLoopOptions {
+  send: Send;
+  /** Target arrival rate, requests per second. */
+  rate: number;
+  durationS: number;
+  /** Arrivals that find this many requests outstanding are not sent (counted as `dropped`). */
+  maxOutstanding?: number;
+  seed?: number;
+  /** How long to wait for outstanding answers after the last send; the rest count as timeouts. */
+  drainTimeoutMs?: number;
+  /** Busy-wait (setImmediate) only when the next arrival is this close; sleep otherwise. */
+  spinMs?: number;
+}
+
+export interface OpenLoopResult {
+  rate_offered: number;
+  duration_s: number;
+  /** Arrivals actually sent (not dropped by the generator). */
+  sent: number;
+  ok: number;
+  rejected: number;
+  defaults: number;
+  /** Every failure, timeouts included. */
+  errors: number;
+  /** Requests with no answer within the sender's timeout (or the drain timeout); part of `errors`. */
+  timeouts: number;
+  /** Arrivals not sent because `maxOutstanding` requests were already outstanding. */
+  dropped: number;
+  /** Model answers per second of the sending window. */
+  goodput_qps: number;
+  /** Model answers (`ok`) only, from the scheduled send time. */
+  latency: LatencySummary;
+  /** P99 of every request the system took and answered (ok and default answers), in ms. */
+  accepted_p99_ms: number;
+  /** How late the generator sent, P99 (scheduled → actual send), in ms: its own health. */
+  send_lag_p99_ms: number;
+  /** Most requests outstanding at once. */
+  max_outstanding: number;
+}
+
+/** Runs one open-loop step. */
+export function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
+  const { send, rate, durationS } = opts;
+  if (!(rate > 0) || !(durationS > 0)) throw new RangeError(`rate and duration must be positive (got ${rate}/s for ${durationS} s)`);
+  const maxOutstanding = opts.maxOutstanding ?? 20_000;
+  const drainTimeoutMs = opts.drainTimeoutMs ?? 30_000;
+  const spinMs = opts.spinMs ?? 0.1;
+  const rng = mulberry32(opts.seed ?? 1);
+  // Exponential inter-arrival time in ms; 1 - u keeps log() finite.
+  const gapMs = (): number => (-Math.log(1 - rng()) * 1000) / rate;
+
+  const okLatency = new LatencyRecorder();
+  const acceptedLatency = new LatencyRecorder();
+  const sendLag = new LatencyRecorder();
+  const counts = { sent: 0, ok: 0, rejected: 0, defaults: 0, errors: 0, timeouts: 0, dropped: 0 };
+  let outstanding = 0;
+  let maxSeen = 0;
+  let finished = false;
+
+  return new Promise((resolve) => {
+    let onIdle: (() => void) | undefined;
+    const record = (outcome: Outcome, scheduled: number): void => {
+      if (finished) return;
+      outstanding--;
+      const us = (performance.now() - scheduled) * 1000;
+      switch (outcome) {
+        case 'ok': counts.ok++; okLatency.recordUs(us); acceptedLatency.recordUs(us); break;
+        case 'default': counts.defaults++; acceptedLatency.recordUs(us); break;
+        case 'rejected': counts.rejected++; break;
+        case 'timeout': counts.timeouts++; counts.errors++; break;
+        default: counts.errors++;
+      }
+      if (outstanding === 0) onIdle?.();
+    };
+    const fire = (scheduled: number, now: number): void => {
+      if (outstanding >= maxOutstanding) {
+        counts.dropped++;
+        return;
+      }
+      outstanding++;
+      maxSeen = Math.max(maxSeen, outstanding);
+      counts.sent++;
+      sendLag.recordUs((now - scheduled) * 1000);
+      let p: Promise<Outcome>;
+      try {
+        p = send();
+      } catch {
+        p = Promise.resolve('error');
+      }
+      p.then((o) => record(o, scheduled), () => record('error', scheduled));
+    };
+
+    const t0 = performance.now();
+    const end = t0 + durationS * 1000;
+    let next = t0 + gapMs();
+
+    const summarize = (): void => {
+      finished = true;
+      const unanswered = outstanding;
+      counts.timeouts += unanswered;
+      counts.errors += unanswered;
+      resolve({
+        rate_offered: rate,
+        duration_s: durationS,
+        ...counts,
+        goodput_qps: Math.round((counts.ok / durationS) * 10) / 10,
+        latency: okLatency.summary(),
+        accepted_p99_ms: acceptedLatency.summary().p99_ms,
+        send_lag_p99_ms: sendLag.summary().p99_ms,
+        max_outstanding: maxSeen,
+      });
+    };
+
+    const drain = (): void => {
+      if (outstanding === 0) return summarize();
+      const timer = setTimeout(summarize, drainTimeoutMs);
+      onIdle = () => {
+        clearTimeout(timer);
+        summarize();
+      };
+    };
+
+    const tick = (): void => {
+      // Send every arrival whose time has come: after a late wake-up (a loaded machine) the
+      // backlog goes out at once and its lateness is charged to the requests' latency.
+      const now = performance.now();
+      while (next <= now && next < end) {
+        fire(next, now);
+        next += gapMs();
+      }
+      if (next >= end) return drain();
+      const delay = next - performance.now();
+      if (delay <= spinMs) setImmediate(tick);
+      else setTimeout(tick, Math.max(1, Math.floor(delay - 0.5)));
+    };
+    tick();
+  });
+}
+
+// ---- senders ---------------------------------------------------------------------------------------
+
+export interface HttpSenderOptions {
+  /** Sockets of the keep-alive agent (requests beyond it wait for a socket). */
+  agentSockets?: number;
+  timeoutMs?: number;
+}
+
+export type ClosableSend = Send & { close(): void };
+
+/**
+ * POSTs the same JSON body each time. 200 with `"default":false` is a model answer, 200 with
+ * `"default":true` the default output, 429 and 503 a refusal, anything else an error.
+ */
+export function httpSender(baseUrl: string, path: string, body: string, opts: HttpSenderOptions = {}): ClosableSend {
+  const url = new URL(path, baseUrl);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.agentSockets ?? 256, scheduling: 'fifo' });
+  const payload = Buffer.from(body);
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const request = {
+    host: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', agent,
+    headers: { 'Content-Type': 'application/json', 'Content-Length': payload.byteLength },
+  };
+  const send = (): Promise<Outcome> => new Promise<Outcome>((resolve) => {
+    let settled = false;
+    const settle = (o: Outcome): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(o);
+    };
+    const req = http.request(request, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status !== 200) {
+        res.resume();
+        res.on('end', () => settle(status === 429 || status === 503 ? 'rejected' : 'error'));
+        return;
+      }
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => settle(text.includes('"default":false') ? 'ok' : text.includes('"default":true') ? 'default' : 'error'));
+      res.on('error', () => settle('error'));
+    });
+    const timer = setTimeout(() => {
+      settle('timeout');
+      req.destroy();
+    }, timeoutMs);
+    req.on('error', () => settle('error'));
+    req.end(payload);
+  });
+  return Object.assign(send, { close: () => agent.destroy() });
+}
+
+/** Clipper codes a client should treat as "try again later" (the HTTP 429/503 family). */
+const REJECT_CODES = new Set(['CLIPPER_ERR_QUEUE_FULL', 'CLIPPER_ERR_SERVICE_UNAVAILABLE', 'CLIPPER_ERR_MODEL_UNAVAILABLE']);
+const unpackr = new Packr({ useRecords: false });
+
+export interface NatsSenderOptions {
+  timeoutMs?: number;
+}
+
+/**
+ * Requests on a NATS subject with the same payload each time. A reply with a `Clipper-Error` header
+ * is a refusal when its code (or status 429/503) says so and an error otherwise; a msgpack answer
+ * with `default: true` is the default output.
+ */
+export function natsSender(nc: NatsConnection, subject: string, payload: Uint8Array, opts: NatsSenderOptions = {}): Send {
+  const timeout = opts.timeoutMs ?? 10_000;
+  return async () => {
+    try {
+      const msg = await nc.request(subject, payload, { timeout });
+      const h = msg.headers;
+      if (h) {
+        const code = h.get(ERROR_CODE_HEADER);
+        const status = h.get(ERROR_STATUS_HEADER);
+        if (code || status || h.hasError) return REJECT_CODES.has(code) || status === '429' || status === '503' ? 'rejected' : 'error';
+      }
+      const body = unpackr.unpack(msg.data) as { default?: unknown } | undefined;
+      return body?.default === false ? 'ok' : body?.default === true ? 'default' : 'error';
+    } catch (err) {
+      if (err instanceof NatsError && err.code === NatsErrorCode.Timeout) return 'timeout';
+      if (err instanceof NatsError && err.code === NatsErrorCode.NoResponders) return 'rejected';
+      return 'error';
+    }
+  };
+}

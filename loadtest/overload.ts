@@ -1,0 +1,100 @@
+/**
+ * `npm run bench -- overload`: behaviour past capacity. The `aimd` app of the batching bench (MLP
+ * 784-2048-2048-10, adaptive batching, 20 ms SLO): find its capacity (highest rate with P99 within
+ * the SLO), then offer twice that for 20 s, open loop. A system that degrades gracefully keeps its
+ * goodput near capacity and answers everything else quickly, refused (retryable 429/503) or with the
+ * default output at the deadline, instead of letting queues and latencies grow without bound.
+ */
+import { ensureBenchModel } from '../infra/build-bench-model.js';
+import { BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './batching.js';
+import { cleanupOnce, loadBeforeBench, progress, startSystem, waitForApp, type BenchSystem } from './harness.js';
+import { httpSender, runOpenLoop } from './open-loop.js';
+import type { PlotSpec } from './plot.js';
+import { describeStep, findMaxRate, toStep } from './sweep.js';
+
+export interface OverloadOptions {
+  stepS: number;
+  startRate: number;
+  /** Offered load as a multiple of the measured capacity. */
+  factor: number;
+  overloadS: number;
+  sockets: number;
+}
+
+const round1 = (v: number): number => Math.round(v * 10) / 10;
+
+export async function runOverload(opts: OverloadOptions): Promise<{ result: Record<string, unknown>; plot: PlotSpec }> {
+  const loadAvg = loadBeforeBench();
+  const modelFile = await ensureBenchModel();
+  const { body } = mlpPayloads();
+  const sloMs = BATCHING_SLO_MS;
+  let system: BenchSystem | undefined;
+  let send: ReturnType<typeof httpSender> | undefined;
+  const cleanup = cleanupOnce(async () => {
+    send?.close();
+    await system?.close();
+  });
+  try {
+    system = await startSystem();
+    await deployMlpApp(system, modelFile, 'aimd', 'mlp', -1);
+    progress('waiting for the model to load');
+    await waitForApp(system, 'aimd', body);
+    send = httpSender(system.stack.ingressUrl, '/aimd/predict', body, { agentSockets: opts.sockets });
+
+    progress(`finding capacity: highest rate with P99 ≤ ${sloMs} ms`);
+    const sweep = await findMaxRate({ send, sloMs, startRate: opts.startRate, stepDurationS: opts.stepS, label: 'capacity' });
+    const capacity = sweep.max_qps;
+    if (capacity <= 0) throw new Error('no rate met the SLO; capacity unknown');
+    const offered = Math.round(capacity * opts.factor);
+    progress(`capacity ${Math.round(capacity)}/s; offering ${offered}/s (${opts.factor}×) for ${opts.overloadS} s`);
+    const r = await runOpenLoop({ send, rate: offered, durationS: opts.overloadS, seed: 1000, drainTimeoutMs: 30_000 });
+    const step = toStep(r, sloMs);
+    progress(describeStep(step, 'overload'));
+
+    const timedOut = r.defaults + r.timeouts;
+    const targets = { goodput_fraction_of_capacity: 0.8, accepted_p99_ms: 2 * sloMs };
+    const goodputFraction = Math.round((r.goodput_qps / capacity) * 100) / 100;
+    const met = {
+      goodput_fraction_of_capacity: goodputFraction >= targets.goodput_fraction_of_capacity,
+      accepted_p99_ms: r.accepted_p99_ms <= targets.accepted_p99_ms,
+    };
+    const result: Record<string, unknown> = {
+      bench: 'overload',
+      capacity_qps: round1(capacity),
+      capacity_p99_ms: sweep.p99_ms_at_max,
+      offered_qps: offered,
+      duration_s: opts.overloadS,
+      goodput_qps: r.goodput_qps,
+      goodput_fraction_of_capacity: goodputFraction,
+      accepted_p99_ms: r.accepted_p99_ms,
+      ok_p50_ms: r.latency.p50_ms,
+      ok_p99_ms: r.latency.p99_ms,
+      sent: r.sent,
+      ok: r.ok,
+      rejected: r.rejected,
+      timed_out: timedOut,
+      defaults: r.defaults,
+      client_timeouts: r.timeouts,
+      errors: r.errors - r.timeouts,
+      dropped_by_generator: r.dropped,
+      max_outstanding: r.max_outstanding,
+      send_lag_p99_ms: r.send_lag_p99_ms,
+      slo_ms: sloMs,
+      load_avg_1m_at_start: loadAvg,
+      targets,
+      met: { ...met, all: Object.values(met).every(Boolean) },
+      capacity_steps: sweep.steps,
+    };
+    const plot: PlotSpec = {
+      title: `Overload: aimd app at ${opts.factor}× capacity, P99 SLO ${sloMs} ms`,
+      sloMs,
+      series: [
+        { name: 'capacity sweep', steps: sweep.steps },
+        { name: `${opts.factor}× capacity (${opts.overloadS} s)`, steps: [step] },
+      ],
+    };
+    return { result, plot };
+  } finally {
+    await cleanup();
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Finding the highest load a target sustains within a latency objective: open-loop steps at rising
+ * rates (×1.5 while the step is good), then a bisection between the last good and the first bad
+ * rate. A step is good when the P99 of model answers is within the SLO and at least 95 % of the
+ * step's arrivals got a model answer (goodput ≥ 95 % of the offered rate). A short unrecorded
+ * warm-up comes first, and the first bad step is run once more before it is believed: on a small,
+ * busy machine one noisy tail would otherwise end the search early.
+ */
+import { sleep } from '../shared/actor.js';
+import { progress } from './harness.js';
+import { runOpenLoop, type OpenLoopResult, type Send } from './open-loop.js';
+
+export interface SweepStep {
+  rate_offered: number;
+  goodput_qps: number;
+  p50_ms: number;
+  p99_ms: number;
+  accepted_p99_ms: number;
+  sent: number;
+  ok: number;
+  rejected: number;
+  defaults: number;
+  errors: number;
+  timeouts: number;
+  dropped: number;
+  send_lag_p99_ms: number;
+  good: boolean;
+}
+
+export interface SweepOptions {
+  send: Send;
+  sloMs: number;
+  startRate: number;
+  maxRate?: number;
+  stepDurationS: number;
+  /** Rate multiplier of the rising phase. */
+  growth?: number;
+  /** Bisection steps after the first bad rate. */
+  bisectSteps?: number;
+  /** Goodput must reach this fraction of the offered rate. */
+  minGoodputFraction?: number;
+  /** Pause between steps, so queues left by one step do not spill into the next. */
+  pauseMs?: number;
+  /** Unrecorded load at the start rate first (JIT, connections, batch sizers), seconds; 0 for none. */
+  warmupS?: number;
+  /** Times the rising phase re-runs a bad step before believing it (one noisy tail is not a limit). */
+  retries?: number;
+  /** Prefixes the progress lines, e.g. the target's name. */
+  label?: string;
+  seed?: number;
+  onStep?: (step: SweepStep, result: OpenLoopResult) => void;
+}
+
+export interface SweepResult {
+  /** Best goodput of a good step (0 when no step was good). */
+  max_qps: number;
+  /** Offered rate of that step. */
+  rate_at_max: number;
+  p99_ms_at_max: number;
+  steps: SweepStep[];
+}
+
+export function toStep(r: OpenLoopResult, sloMs: number, minGoodputFraction = 0.95): SweepStep {
+  return {
+    rate_offered: Math.round(r.rate_offered),
+    goodput_qps: r.goodput_qps,
+    p50_ms: r.latency.p50_ms,
+    p99_ms: r.latency.p99_ms,
+    accepted_p99_ms: r.accepted_p99_ms,
+    sent: r.sent,
+    ok: r.ok,
+    rejected: r.rejected,
+    defaults: r.defaults,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    dropped: r.dropped,
+    send_lag_p99_ms: r.send_lag_p99_ms,
+    // Against the arrivals of this step (not rate × duration), so Poisson noise does not decide.
+    good: r.ok > 0 && r.latency.p99_ms <= sloMs && r.ok >= minGoodputFraction * (r.sent + r.dropped),
+  };
+}
+
+export function describeStep(s: SweepStep, label?: string): string {
+  const extra = [s.defaults && `defaults ${s.defaults}`, s.rejected && `rejected ${s.rejected}`, s.errors && `errors ${s.errors}`, s.dropped && `dropped ${s.dropped}`].filter(Boolean).join(', ');
+  return `${label ? `${label}: ` : ''}rate ${s.rate_offered}/s: goodput ${Math.round(s.goodput_qps)}/s p50 ${s.p50_ms.toFixed(1)} ms p99 ${s.p99_ms.toFixed(1)} ms${extra ? ` (${extra})` : ''} ${s.good ? 'ok' : 'over'}`;
+}
+
+export async function findMaxRate(opts: SweepOptions): Promise<SweepResult> {
+  const growth = opts.growth ?? 1.5;
+  const bisectSteps = opts.bisectSteps ?? 3;
+  const minFraction = opts.minGoodputFraction ?? 0.95;
+  const pauseMs = opts.pauseMs ?? 1_000;
+  const maxRate = opts.maxRate ?? Infinity;
+  const steps: SweepStep[] = [];
+  let seed = opts.seed ?? 1;
+
+  const run = async (rate: number): Promise<SweepStep> => {
+    if (steps.length > 0) await sleep(pauseMs);
+    const result = await runOpenLoop({ send: opts.send, rate, durationS: opts.stepDurationS, seed: seed++, drainTimeoutMs: Math.max(5_000, opts.sloMs * 10) });
+    const step = toStep(result, opts.sloMs, minFraction);
+    steps.push(step);
+    progress(describeStep(step, opts.label));
+    opts.onStep?.(step, result);
+    return step;
+  };
+
+  let rate = Math.min(opts.startRate, maxRate);
+  const warmupS = opts.warmupS ?? Math.min(3, opts.stepDurationS);
+  if (warmupS > 0) {
+    const w = toStep(await runOpenLoop({ send: opts.send, rate, durationS: warmupS, seed: 999, drainTimeoutMs: Math.max(5_000, opts.sloMs * 10) }), opts.sloMs, minFraction);
+    progress(`${describeStep(w, opts.label)} (warm-up, not counted)`);
+  }
+
+  // Rising phase: ×growth while good. If the very first rate is bad, halve until one is good.
+  let good: number | undefined;
+  let bad: number | undefined;
+  let retries = opts.retries ?? 1;
+  for (;;) {
+    const s = await run(rate);
+    if (!s.good && bad === undefined && retries > 0) {
+      retries--;
+      progress(`${opts.label ? `${opts.label}: ` : ''}rate ${s.rate_offered}/s over the limit; trying it once more`);
+      continue;
+    }
+    if (s.good) {
+      good = rate;
+      if (bad !== undefined || rate >= maxRate) break;
+      rate = Math.min(Math.round(rate * growth), maxRate);
+    } else {
+      bad = rate;
+      if (good !== undefined || rate <= 1 || steps.length >= 4) break;
+      rate = Math.max(1, Math.round(rate / 2));
+    }
+  }
+
+  // Bisection between the last good and the first bad rate.
+  if (good !== undefined && bad !== undefined) {
+    let lo = good;
+    let hi = bad;
+    for (let i = 0; i < bisectSteps && hi / lo > 1.04; i++) {
+      const mid = Math.round((lo + hi) / 2);
+      if ((await run(mid)).good) lo = mid;
+      else hi = mid;
+    }
+  }
+
+  let best: SweepStep | undefined;
+  for (const s of steps) if (s.good && (!best || s.goodput_qps > best.goodput_qps)) best = s;
+  return { max_qps: best?.goodput_qps ?? 0, rate_at_max: best?.rate_offered ?? 0, p99_ms_at_max: best?.p99_ms ?? 0, steps };
+}
