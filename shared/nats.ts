@@ -1,5 +1,5 @@
 /** NATS helpers: connecting, replying with payloads or coded errors, and typed requests. */
-import { connect, headers as natsHeaders, ErrorCode as NatsErrorCode, NatsError, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
+import { connect, createInbox, headers as natsHeaders, ErrorCode as NatsErrorCode, NatsError, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import { decode, decodeJson, encode, encodeJson, isJsonContentType, JSON_CONTENT_TYPE } from './codec.js';
 import { ClipperError, ERROR_CODE_HEADER, ERROR_STATUS_HEADER, ERROR_TEXT_HEADER, type ErrorCode } from './errors.js';
 import type { Logger } from './logging.js';
@@ -80,11 +80,72 @@ export interface RequestOptions {
   timeout?: ErrorCode;
 }
 
+interface PendingReply {
+  resolve(msg: Msg): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Request/reply over one wildcard inbox subscription. nc.request() allocates an Error (with a stack
+ * trace) on every call, even a successful one; on the hot path that is a measurable share of the CPU.
+ * Replies may come from anyone who is handed the reply subject (a worker answering a task directly).
+ */
+export class Requester {
+  private readonly prefix = `${createInbox()}.`;
+  private readonly pending = new Map<string, PendingReply>();
+  private readonly sub: Subscription;
+  private seq = 0;
+
+  constructor(private readonly nc: NatsConnection) {
+    this.sub = nc.subscribe(`${this.prefix}*`, { callback: (_err, msg) => this.onReply(msg) });
+  }
+
+  /** Publishes `data` with a reply subject; resolves with the first reply, or rejects on timeout / no responders. */
+  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Msg> {
+    const token = (++this.seq).toString(36);
+    return new Promise<Msg>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(token);
+        reject(new NatsError('timeout', NatsErrorCode.Timeout));
+      }, Math.max(1, Math.ceil(timeoutMs)));
+      this.pending.set(token, { resolve, reject, timer });
+      try {
+        this.nc.publish(subject, data, { reply: this.prefix + token });
+      } catch (err) {
+        clearTimeout(timer);
+        this.pending.delete(token);
+        reject(err as Error);
+      }
+    });
+  }
+
+  private onReply(msg: Msg): void {
+    const token = msg.subject.slice(this.prefix.length);
+    const p = this.pending.get(token);
+    if (!p) return; // late or duplicate: the requester already gave up or got its answer
+    this.pending.delete(token);
+    clearTimeout(p.timer);
+    if (msg.data.length === 0 && msg.headers?.code === 503) p.reject(new NatsError('503', NatsErrorCode.NoResponders));
+    else p.resolve(msg);
+  }
+
+  /** Fails every pending request and stops listening. */
+  close(): void {
+    this.sub.unsubscribe();
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new NatsError('requester closed', NatsErrorCode.ConnectionClosed));
+    }
+    this.pending.clear();
+  }
+}
+
 /** A msgpack request whose reply is decoded and validated; errors come back as ClipperError. */
-export async function request<T>(nc: NatsConnection, subject: string, body: unknown, type: MessageType<T>, opts: RequestOptions): Promise<T> {
+export async function request<T>(requester: Requester, subject: string, body: unknown, type: MessageType<T>, opts: RequestOptions): Promise<T> {
   let msg: Msg;
   try {
-    msg = await nc.request(subject, encode(body), { timeout: Math.max(1, Math.ceil(opts.timeoutMs)) });
+    msg = await requester.request(subject, encode(body), opts.timeoutMs);
   } catch (err) {
     throw natsRequestError(err, subject, opts);
   }

@@ -16,7 +16,7 @@ import { isMsgpackContentType, readBody, sendError, sendJson, sendMsgpack } from
 import { ClipperError } from '../../shared/errors.js';
 import { parseInput, parseInputBatch } from '../../shared/input.js';
 import type { Logger } from '../../shared/logging.js';
-import { decodeRequest, isJsonMsg, reply, replyError, request } from '../../shared/nats.js';
+import { decodeRequest, isJsonMsg, reply, replyError, request, Requester } from '../../shared/nats.js';
 import { endpoints, PROTOCOL_VERSION, type PolicyAnswer, type PolicyQuery, type PredictRequest, type Prediction } from '../../shared/protocol.js';
 import { openRegistryBucket, RegistryView, type AppRecord } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
@@ -36,6 +36,7 @@ export class Ingress implements Actor {
   private readonly ep;
   private readonly view: RegistryView;
   private readonly executor: QueryExecutor;
+  private readonly requester: Requester;
   private server?: http.Server;
   private service?: Service;
   private hash32?: (input: string, seed?: number) => number;
@@ -47,6 +48,7 @@ export class Ingress implements Actor {
     this.ep = endpoints(this.subjects);
     this.view = new RegistryView(deps.log);
     this.executor = new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view });
+    this.requester = new Requester(deps.nc);
   }
 
   /** The HTTP port actually bound (useful with port 0). */
@@ -103,7 +105,7 @@ export class Ingress implements Actor {
     const q: PolicyQuery = { v: PROTOCOL_VERSION, query_id: queryId, app: app.name, uid, ...(version ? { version } : {}), input, deadline_unix_ms: deadlineUnixMs };
     const answer: PolicyAnswer = this.config.localStatelessPolicies && isStatelessPolicy(app.policy)
       ? await this.executor.answer(q)
-      : await request(this.deps.nc, this.subjects.policy(app.name, shard), q, this.ep.policy.response, {
+      : await request(this.requester, this.subjects.policy(app.name, shard), q, this.ep.policy.response, {
         timeoutMs: sloMs + this.config.policyGraceMs, noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE', timeout: 'CLIPPER_ERR_SERVICE_UNAVAILABLE',
       });
     const output = typeof answer.output === 'string' || encoding === 'msgpack' ? answer.output : toJsonValue(answer.output);

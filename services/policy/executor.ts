@@ -10,7 +10,7 @@
 import type { NatsConnection } from 'nats';
 import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
-import { request } from '../../shared/nats.js';
+import { request, Requester } from '../../shared/nats.js';
 import { endpoints, PROTOCOL_VERSION, type PolicyAnswer, type PolicyQuery } from '../../shared/protocol.js';
 import type { AppRecord, PolicyName, RegistryView } from '../../shared/registry.js';
 import type { Subjects } from '../../shared/subjects.js';
@@ -42,9 +42,11 @@ export interface ExecutorDeps {
 export class QueryExecutor {
   private readonly policies = new Map<PolicyName, CorrectionPolicy>();
   private readonly ep;
+  private readonly requester: Requester;
 
   constructor(private readonly deps: ExecutorDeps) {
     this.ep = endpoints(deps.subjects);
+    this.requester = new Requester(deps.nc);
   }
 
   private policyFor(app: AppRecord): CorrectionPolicy {
@@ -78,7 +80,7 @@ export class QueryExecutor {
     let overloaded: ClipperError | undefined;
     await Promise.all(policy.select(ctx).map(async (m) => {
       try {
-        const res = await request(this.deps.nc, this.deps.subjects.batch(m.name, m.version), { v: PROTOCOL_VERSION, query_id: q.query_id, deadline_unix_ms: q.deadline_unix_ms, input: q.input }, this.ep.batch.response, {
+        const res = await request(this.requester, this.deps.subjects.batch(m.name, m.version), { v: PROTOCOL_VERSION, query_id: q.query_id, deadline_unix_ms: q.deadline_unix_ms, input: q.input }, this.ep.batch.response, {
           timeoutMs: q.deadline_unix_ms - Date.now(),
           noResponders: 'CLIPPER_ERR_MODEL_UNAVAILABLE',
           timeout: 'CLIPPER_ERR_QUERY_EXPIRED',

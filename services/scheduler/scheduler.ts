@@ -15,7 +15,7 @@ import { sleep } from '../../shared/actor.js';
 import { decode, encode } from '../../shared/codec.js';
 import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
-import { decodeRequest, errorFromReply, natsRequestError, replyError } from '../../shared/nats.js';
+import { decodeRequest, errorFromReply, natsRequestError, replyError, Requester } from '../../shared/nats.js';
 import { endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type Heartbeat } from '../../shared/protocol.js';
 import { openRegistryBucket, RegistryView } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
@@ -61,6 +61,8 @@ interface BatchingSettings {
 const DEFAULT_SLO_US = 100_000;
 const DEFAULT_SLO_FRACTION = 0.4;
 const DEFAULT_MAX_BATCH = 256;
+/** Safety factor on predicted completion times for admission. */
+const ADMISSION_MARGIN = 1.25;
 
 export interface SchedulerDeps {
   nc: NatsConnection;
@@ -73,6 +75,7 @@ export class Scheduler implements Actor {
   private readonly queue = new DeadlineQueue<PendingTask>();
   private readonly replicas = new Map<string, Replica>();
   private readonly view: RegistryView;
+  private readonly requester: Requester;
   private settings: BatchingSettings;
   private service?: Service;
   private events?: Subscription;
@@ -89,6 +92,7 @@ export class Scheduler implements Actor {
     this.subjects = new Subjects(config.prefix);
     this.ep = endpoints(this.subjects);
     this.view = new RegistryView(deps.log);
+    this.requester = new Requester(deps.nc);
     this.settings = { kind: 'aimd', maxBatchSize: DEFAULT_MAX_BATCH, delayMs: 0, budgetUs: DEFAULT_SLO_US * DEFAULT_SLO_FRACTION, maxQueueLength: config.maxQueueLength };
   }
 
@@ -270,15 +274,19 @@ export class Scheduler implements Actor {
   private predictCompletionMs(now: number): number | undefined {
     let tasksPerMs = 0;
     let batchMs = Infinity;
+    let idle = false;
     for (const r of this.replicas.values()) {
       const size = r.sizer.batchSize();
       const us = r.sizer.estimateLatencyUs(size);
       if (us === undefined || us <= 0) return undefined;
       tasksPerMs += size / (us / 1000);
       batchMs = Math.min(batchMs, us / 1000);
+      if (r.inFlight.size < this.config.replicaCapacity) idle = true;
     }
     if (tasksPerMs === 0) return undefined;
-    return now + this.queue.size / tasksPerMs + batchMs;
+    // Conservative on purpose: refusing a task that would have made it costs less than a timeout.
+    const waitMs = this.queue.size / tasksPerMs + (idle ? 0 : batchMs);
+    return now + ADMISSION_MARGIN * (waitMs + batchMs);
   }
 
   private expire(task: PendingTask): void {
@@ -356,7 +364,7 @@ export class Scheduler implements Actor {
       inputs: tasks.map((t) => t.input), reply_to: tasks.map((t) => t.msg.reply ?? ''),
     };
     const started = process.hrtime.bigint();
-    this.deps.nc.request(replica.subject, encode(wire), { timeout: Math.max(1_000, deadline - Date.now() + 1_000) }).then(
+    this.requester.request(replica.subject, encode(wire), Math.max(1_000, deadline - Date.now() + 1_000)).then(
       (res) => {
         if (batch.abandoned) return;
         const failure = errorFromReply(res);
