@@ -44,6 +44,8 @@ interface Replica {
   id: string;
   subject: string;
   lastSeenUnixMs: number;
+  /** When this replica last finished a batch: latency estimates older than ESTIMATE_FRESH_MS are not trusted. */
+  lastBatchUnixMs: number;
   sizer: BatchSizer;
   inFlight: Map<string, InFlightBatch>;
 }
@@ -63,6 +65,11 @@ const DEFAULT_SLO_FRACTION = 0.4;
 const DEFAULT_MAX_BATCH = 256;
 /** Safety factor on predicted completion times for admission. */
 const ADMISSION_MARGIN = 1.25;
+/**
+ * Estimates only guide admission and skipping while fresh. A stale one (say from a burst of
+ * contention) would otherwise refuse or skip every task, so no batch would run to correct it.
+ */
+const ESTIMATE_FRESH_MS = 1_000;
 
 export interface SchedulerDeps {
   nc: NatsConnection;
@@ -201,7 +208,7 @@ export class Scheduler implements Actor {
       known.lastSeenUnixMs = Date.now();
       return;
     }
-    this.replicas.set(id, { id, subject, lastSeenUnixMs: Date.now(), sizer: this.newSizer(), inFlight: new Map() });
+    this.replicas.set(id, { id, subject, lastSeenUnixMs: Date.now(), lastBatchUnixMs: 0, sizer: this.newSizer(), inFlight: new Map() });
     this.deps.log.info({ replica: id, replicas: this.replicas.size }, 'replica joined');
     this.pump();
   }
@@ -272,10 +279,13 @@ export class Scheduler implements Actor {
    * ahead drains at the replicas' combined throughput, then the task's own batch runs.
    */
   private predictCompletionMs(now: number): number | undefined {
+    // An empty queue is always admitted: the task's own batch is what keeps the estimates honest.
+    if (this.queue.size === 0) return undefined;
     let tasksPerMs = 0;
     let batchMs = Infinity;
     let idle = false;
     for (const r of this.replicas.values()) {
+      if (now - r.lastBatchUnixMs > ESTIMATE_FRESH_MS) return undefined;
       const size = r.sizer.batchSize();
       const us = r.sizer.estimateLatencyUs(size);
       if (us === undefined || us <= 0) return undefined;
@@ -319,7 +329,9 @@ export class Scheduler implements Actor {
           break;
         }
       }
-      const estimateMs = (replica.sizer.estimateLatencyUs(max) ?? 0) / 1000;
+      const n = Math.min(max, this.queue.size);
+      const fresh = now - replica.lastBatchUnixMs <= ESTIMATE_FRESH_MS;
+      const estimateMs = fresh ? (replica.sizer.estimateLatencyUs(n) ?? 0) / 1000 : 0;
       const tasks: PendingTask[] = [];
       while (tasks.length < max && this.queue.size > 0) {
         const t = this.queue.pop()!;
@@ -378,6 +390,7 @@ export class Scheduler implements Actor {
         this.ep.worker.response.parse(decode(res.data));
         const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
         replica.sizer.observe(tasks.length, latencyUs);
+        replica.lastBatchUnixMs = Date.now();
         this.deps.log.debug({ replica: replica.id, batchSize: tasks.length, latencyUs }, 'batch done');
       },
       (err: unknown) => {
