@@ -1,0 +1,33 @@
+import { expect } from 'chai';
+import { runOpenLoop, type Outcome } from '../../loadtest/open-loop.js';
+import { niceTicks } from '../../loadtest/plot.js';
+
+const after = (ms: number, outcome: Outcome) => () => new Promise<Outcome>((resolve) => setTimeout(() => resolve(outcome), ms));
+
+describe('load generator', () => {
+  it('load generator - is open-loop: arrivals keep their rate even when answers are slow', async () => {
+    // 200/s for 1 s against a server that takes 300 ms: a closed loop with one client would send ~3.
+    const r = await runOpenLoop({ send: after(300, 'ok'), rate: 200, durationS: 1, seed: 7, drainTimeoutMs: 2_000 });
+    expect(r.sent).to.be.within(150, 250);
+    expect(r.ok).to.equal(r.sent);
+    expect(r.latency.p50_ms).to.be.at.least(290);
+  });
+
+  it('load generator - counts rejections, defaults and errors apart from answers', async () => {
+    let i = 0;
+    const outcomes: Outcome[] = ['ok', 'rejected', 'default', 'error'];
+    const r = await runOpenLoop({ send: () => Promise.resolve(outcomes[i++ % 4]!), rate: 400, durationS: 0.5, seed: 3 });
+    expect(r.ok + r.rejected + r.defaults + r.errors).to.equal(r.sent);
+    expect(r.rejected).to.be.at.least(Math.floor(r.sent / 4) - 1);
+    expect(r.defaults).to.be.at.least(Math.floor(r.sent / 4) - 1);
+  });
+
+  it('load generator - plot ticks are round numbers covering the range', () => {
+    const ticks = niceTicks(1234);
+    expect(ticks[0]).to.equal(0);
+    expect(ticks[ticks.length - 1]).to.be.at.least(1234);
+    const step = ticks[1]! - ticks[0]!;
+    expect([1, 2, 2.5, 5, 10].map((m) => m * 10 ** Math.floor(Math.log10(step)))).to.include(step);
+    for (const t of ticks) expect(t % step).to.equal(0);
+  });
+});
