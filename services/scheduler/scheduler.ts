@@ -46,6 +46,9 @@ interface Replica {
   lastSeenUnixMs: number;
   /** When this replica last finished a batch: latency estimates older than ESTIMATE_FRESH_MS are not trusted. */
   lastBatchUnixMs: number;
+  /** Recent batch latency and size (exponentially weighted): what admission and skipping go by. */
+  batchLatencyEwmaUs: number;
+  batchSizeEwma: number;
   sizer: BatchSizer;
   inFlight: Map<string, InFlightBatch>;
 }
@@ -64,7 +67,7 @@ const DEFAULT_SLO_US = 100_000;
 const DEFAULT_SLO_FRACTION = 0.4;
 const DEFAULT_MAX_BATCH = 256;
 /** Safety factor on predicted completion times for admission. */
-const ADMISSION_MARGIN = 1.25;
+const ADMISSION_MARGIN = 1.0;
 /**
  * Estimates only guide admission and skipping while fresh. A stale one (say from a burst of
  * contention) would otherwise refuse or skip every task, so no batch would run to correct it.
@@ -208,7 +211,7 @@ export class Scheduler implements Actor {
       known.lastSeenUnixMs = Date.now();
       return;
     }
-    this.replicas.set(id, { id, subject, lastSeenUnixMs: Date.now(), lastBatchUnixMs: 0, sizer: this.newSizer(), inFlight: new Map() });
+    this.replicas.set(id, { id, subject, lastSeenUnixMs: Date.now(), lastBatchUnixMs: 0, batchLatencyEwmaUs: 0, batchSizeEwma: 0, sizer: this.newSizer(), inFlight: new Map() });
     this.deps.log.info({ replica: id, replicas: this.replicas.size }, 'replica joined');
     this.pump();
   }
@@ -285,16 +288,14 @@ export class Scheduler implements Actor {
     let batchMs = Infinity;
     let idle = false;
     for (const r of this.replicas.values()) {
-      if (now - r.lastBatchUnixMs > ESTIMATE_FRESH_MS) return undefined;
-      const size = r.sizer.batchSize();
-      const us = r.sizer.estimateLatencyUs(size);
-      if (us === undefined || us <= 0) return undefined;
-      tasksPerMs += size / (us / 1000);
-      batchMs = Math.min(batchMs, us / 1000);
+      if (now - r.lastBatchUnixMs > ESTIMATE_FRESH_MS || r.batchLatencyEwmaUs <= 0) return undefined;
+      // Throughput at the size the sizer now allows, from the recent per-task latency.
+      const perTaskUs = r.batchLatencyEwmaUs / r.batchSizeEwma;
+      tasksPerMs += 1000 / perTaskUs;
+      batchMs = Math.min(batchMs, r.batchLatencyEwmaUs / 1000);
       if (r.inFlight.size < this.config.replicaCapacity) idle = true;
     }
     if (tasksPerMs === 0) return undefined;
-    // Conservative on purpose: refusing a task that would have made it costs less than a timeout.
     const waitMs = this.queue.size / tasksPerMs + (idle ? 0 : batchMs);
     return now + ADMISSION_MARGIN * (waitMs + batchMs);
   }
@@ -329,9 +330,8 @@ export class Scheduler implements Actor {
           break;
         }
       }
-      const n = Math.min(max, this.queue.size);
       const fresh = now - replica.lastBatchUnixMs <= ESTIMATE_FRESH_MS;
-      const estimateMs = fresh ? (replica.sizer.estimateLatencyUs(n) ?? 0) / 1000 : 0;
+      const estimateMs = fresh ? replica.batchLatencyEwmaUs / 1000 : 0;
       const tasks: PendingTask[] = [];
       while (tasks.length < max && this.queue.size > 0) {
         const t = this.queue.pop()!;
@@ -391,6 +391,9 @@ export class Scheduler implements Actor {
         const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
         replica.sizer.observe(tasks.length, latencyUs);
         replica.lastBatchUnixMs = Date.now();
+        const first = replica.batchLatencyEwmaUs === 0;
+        replica.batchLatencyEwmaUs = first ? latencyUs : 0.8 * replica.batchLatencyEwmaUs + 0.2 * latencyUs;
+        replica.batchSizeEwma = first ? tasks.length : 0.8 * replica.batchSizeEwma + 0.2 * tasks.length;
         this.deps.log.debug({ replica: replica.id, batchSize: tasks.length, latencyUs }, 'batch done');
       },
       (err: unknown) => {
