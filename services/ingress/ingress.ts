@@ -22,6 +22,7 @@ import { openRegistryBucket, RegistryView, type AppRecord } from '../../shared/r
 import { Subjects } from '../../shared/subjects.js';
 import { toJsonValue, type Tensor } from '../../shared/tensor.js';
 import { isStatelessPolicy, QueryExecutor } from '../policy/mod.js';
+import { LoadShedder } from './load-shedder.js';
 import type { IngressConfig } from './types.js';
 
 export interface IngressDeps {
@@ -37,6 +38,7 @@ export class Ingress implements Actor {
   private readonly view: RegistryView;
   private readonly executor: QueryExecutor;
   private readonly requester: Requester;
+  private readonly shedder = new LoadShedder();
   private server?: http.Server;
   private service?: Service;
   private hash32?: (input: string, seed?: number) => number;
@@ -103,11 +105,18 @@ export class Ingress implements Actor {
     const deadlineUnixMs = Date.now() + sloMs;
     const shard = this.config.policyShards === 1 ? 0 : this.hash32!(`${app.name}\u0000${uid}`) % this.config.policyShards;
     const q: PolicyQuery = { v: PROTOCOL_VERSION, query_id: queryId, app: app.name, uid, ...(version ? { version } : {}), input, deadline_unix_ms: deadlineUnixMs };
-    const answer: PolicyAnswer = this.config.localStatelessPolicies && isStatelessPolicy(app.policy)
-      ? await this.executor.answer(q)
-      : await request(this.requester, this.subjects.policy(app.name, shard), q, this.ep.policy.response, {
-        timeoutMs: sloMs + this.config.policyGraceMs, noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE', timeout: 'CLIPPER_ERR_SERVICE_UNAVAILABLE',
-      });
+    let answer: PolicyAnswer;
+    try {
+      answer = this.config.localStatelessPolicies && isStatelessPolicy(app.policy)
+        ? await this.executor.answer(q)
+        : await request(this.requester, this.subjects.policy(app.name, shard), q, this.ep.policy.response, {
+          timeoutMs: sloMs + this.config.policyGraceMs, noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE', timeout: 'CLIPPER_ERR_SERVICE_UNAVAILABLE',
+        });
+    } catch (err) {
+      if (err instanceof ClipperError && err.code === 'CLIPPER_ERR_QUEUE_FULL') this.shedder.refused(app.name);
+      throw err;
+    }
+    this.shedder.answered(app.name);
     const output = typeof answer.output === 'string' || encoding === 'msgpack' ? answer.output : toJsonValue(answer.output);
     const prediction: Prediction = { query_id: queryId, output, default: answer.default };
     if (answer.default_explanation) prediction.default_explanation = answer.default_explanation;
@@ -124,6 +133,7 @@ export class Ingress implements Actor {
         throw new ClipperError('CLIPPER_ERR_REQUEST_TOO_LARGE', `${msg.data.byteLength} bytes, the limit is ${this.config.maxBodyBytes}`);
       }
       const app = Subjects.lastToken(msg.subject);
+      this.shedIfOverloaded(app);
       const body = decodeRequest(msg, this.ep.predict.request);
       reply(msg, await this.predict(app, body, json ? 'json' : 'msgpack'), json);
     } catch (err) {
@@ -150,9 +160,10 @@ export class Ingress implements Actor {
       if (!msgpack && !isJsonContentType(req.headers['content-type'])) {
         throw new ClipperError('CLIPPER_ERR_REQUEST_CONTENT_TYPE', `Content-Type must be application/json or application/msgpack, got ${req.headers['content-type'] ?? 'none'}`);
       }
+      const app = decodeURIComponent(match[1]!);
+      this.shedIfOverloaded(app);
       const raw = await readBody(req, this.config.maxBodyBytes);
       const body = this.ep.predict.request.parse(msgpack ? decode(raw) : decodeJson(raw));
-      const app = decodeURIComponent(match[1]!);
       if (msgpack) sendMsgpack(res, 200, await this.predict(app, body, 'msgpack'));
       else sendJson(res, 200, await this.predict(app, body, 'json'));
     } catch (err) {
@@ -162,6 +173,11 @@ export class Ingress implements Actor {
     } finally {
       this.inFlight--;
     }
+  }
+
+  /** Refuses a share of an overloaded app's queries before spending any work on them. */
+  private shedIfOverloaded(app: string): void {
+    if (this.shedder.shouldShed(app)) throw new ClipperError('CLIPPER_ERR_QUEUE_FULL', `${app} is overloaded; refused at the ingress`);
   }
 
   private sendHealth(req: http.IncomingMessage, res: http.ServerResponse): void {
