@@ -4,7 +4,7 @@
  * doubles→FP64, floats→FP32, ints→INT32, bytes→UINT8 (base64 string in JSON), strings→BYTES.
  */
 import { ClipperError } from './errors.js';
-import { checkTensor, elementCount, fromNumbers, fromStrings, INPUT_TYPES, isDType, toNumbers, toStrings, type InputType, type Tensor } from './tensor.js';
+import { checkTensor, elementCount, fromNumbers, fromStrings, INPUT_TYPES, isDType, toNumbers, type InputType, type Tensor } from './tensor.js';
 
 /** What the ingress needs to know of an application to check its inputs. */
 export interface InputSpec {
@@ -128,7 +128,6 @@ export function parseInputBatch(values: readonly unknown[], spec: InputSpec): Te
   return rows;
 }
 
-export { toStrings };
 
 function describe(x: unknown): string {
   if (x === null) return 'null';
