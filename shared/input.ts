@@ -4,7 +4,7 @@
  * doubles→FP64, floats→FP32, ints→INT32, bytes→UINT8 (base64 string in JSON), strings→BYTES.
  */
 import { ClipperError } from './errors.js';
-import { checkTensor, elementCount, fromNumbers, fromStrings, INPUT_TYPES, isDType, toNumbers, type InputType, type Tensor } from './tensor.js';
+import { checkTensor, elementCount, fromNumbers, fromStrings, INPUT_TYPES, isDType, toNumbers, toTypedArray, type InputType, type Tensor } from './tensor.js';
 
 /** What the ingress needs to know of an application to check its inputs. */
 export interface InputSpec {
@@ -46,7 +46,8 @@ function parseNumbers(value: unknown, dtype: Exclude<Tensor['dtype'], 'BYTES'>):
     const wire = tensorFromWire(value);
     if (wire.dtype === 'BYTES') throw new ClipperError('CLIPPER_ERR_INPUT_TYPE', `expected a numeric tensor, got BYTES`);
     if (wire.dtype === dtype) {
-      checkNumbers(toNumbers(wire), dtype);
+      // Same dtype: the bytes pass through untouched; only floats need a finiteness check.
+      if (dtype === 'FP32' || dtype === 'FP64') checkFinite(toTypedArray(wire) as Float32Array | Float64Array);
       return wire;
     }
     const values = toNumbers(wire);
@@ -69,6 +70,13 @@ function checkNumbers(values: readonly unknown[], dtype: string): void {
     }
     if (dtype === 'UINT8' && (x < 0 || x > 255)) throw new ClipperError('CLIPPER_ERR_INPUT_TYPE', `element ${i} is ${x}, not a byte`);
     if (dtype === 'INT32' && (x < -2147483648 || x > 2147483647)) throw new ClipperError('CLIPPER_ERR_INPUT_TYPE', `element ${i} is ${x}, outside int32`);
+  }
+}
+
+function checkFinite(values: Float32Array | Float64Array): void {
+  if (values.length === 0) throw new ClipperError('CLIPPER_ERR_INPUT_SHAPE', 'input is empty');
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]!)) throw new ClipperError('CLIPPER_ERR_INPUT_NOT_FINITE', `element ${i} is ${values[i]}`);
   }
 }
 
