@@ -93,3 +93,17 @@ export function loadBeforeBench(): number {
   if (load > 0.5 * cpus) progress(`warning: load average ${load.toFixed(2)} on ${cpus} CPUs before the bench; other processes will skew the figures`);
   return Math.round(load * 100) / 100;
 }
+
+/** The scheduler's counters (tasks, batches, expired, rejected, re-queued) from its NATS service stats. */
+export async function schedulerStats(system: BenchSystem, model: string): Promise<Record<string, unknown> | undefined> {
+  const { connect } = await import('nats');
+  const nc = await connect({ servers: system.stack.natsUrl });
+  try {
+    for await (const s of await nc.services.client().stats('clipper-scheduler')) {
+      if (s.metadata?.model === model) return s.endpoints?.[0]?.data as Record<string, unknown>;
+    }
+    return undefined;
+  } finally {
+    await nc.close();
+  }
+}

@@ -7,7 +7,7 @@
  */
 import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './batching.js';
-import { cleanupOnce, loadBeforeBench, progress, startSystem, waitForApp, type BenchSystem } from './harness.js';
+import { cleanupOnce, loadBeforeBench, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender, runOpenLoop } from './open-loop.js';
 import type { PlotSpec } from './plot.js';
 import { describeStep, findMaxRate, toStep } from './sweep.js';
@@ -60,6 +60,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       accepted_p99_ms: r.accepted_p99_ms <= targets.accepted_p99_ms,
       timed_out: timedOut <= targets.timed_out,
     };
+    const scheduler = await schedulerStats(system, 'mlp');
     const result: Record<string, unknown> = {
       bench: 'overload',
       capacity_qps: round1(capacity),
@@ -85,6 +86,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       load_avg_1m_at_start: loadAvg,
       targets,
       met: { ...met, all: Object.values(met).every(Boolean) },
+      scheduler: scheduler ? { tasks: scheduler.tasks, batches: scheduler.batches, expired: scheduler.expired, rejected: scheduler.rejected, requeued: scheduler.requeued } : null,
       capacity_steps: sweep.steps,
     };
     const plot: PlotSpec = {

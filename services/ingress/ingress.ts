@@ -82,8 +82,12 @@ export class Ingress implements Actor {
 
   // ---- the query path shared by HTTP and NATS --------------------------------------------------
 
-  /** Checks a request against its app and evaluates it; throws ClipperError on bad input. */
-  async predict(appName: string, body: PredictRequest, encoding: Encoding): Promise<Record<string, unknown>> {
+  /**
+   * Checks a request against its app and evaluates it; throws ClipperError on bad input. The SLO
+   * clock starts at `receivedUnixMs`, when the request reached this process, so the time spent
+   * reading and parsing it counts against the deadline too.
+   */
+  async predict(appName: string, body: PredictRequest, encoding: Encoding, receivedUnixMs = Date.now()): Promise<Record<string, unknown>> {
     const app = this.view.apps.get(appName);
     if (!app) throw new ClipperError('CLIPPER_ERR_APP_NOT_FOUND', `no application named ${appName}`);
     if (body.version !== undefined && !(this.view.links.get(appName) ?? []).some((m) => this.view.model(m, body.version!))) {
@@ -93,16 +97,16 @@ export class Ingress implements Actor {
     const uid = body.uid === undefined ? '0' : String(body.uid);
     if (body.input_batch !== undefined) {
       const inputs = parseInputBatch(body.input_batch, spec);
-      const batch = await Promise.all(inputs.map((input) => this.query(app, uid, body.version, input, encoding)));
+      const batch = await Promise.all(inputs.map((input) => this.query(app, uid, body.version, input, encoding, receivedUnixMs)));
       return { v: PROTOCOL_VERSION, batch_predictions: batch };
     }
-    return { v: PROTOCOL_VERSION, ...(await this.query(app, uid, body.version, parseInput(body.input, spec), encoding)) };
+    return { v: PROTOCOL_VERSION, ...(await this.query(app, uid, body.version, parseInput(body.input, spec), encoding, receivedUnixMs)) };
   }
 
-  private async query(app: AppRecord, uid: string, version: string | undefined, input: Tensor, encoding: Encoding): Promise<Prediction> {
+  private async query(app: AppRecord, uid: string, version: string | undefined, input: Tensor, encoding: Encoding, receivedUnixMs: number): Promise<Prediction> {
     const sloMs = app.latency_slo_micros / 1000;
     const queryId = nuid.next();
-    const deadlineUnixMs = Date.now() + sloMs;
+    const deadlineUnixMs = receivedUnixMs + sloMs;
     const shard = this.config.policyShards === 1 ? 0 : this.hash32!(`${app.name}\u0000${uid}`) % this.config.policyShards;
     const q: PolicyQuery = { v: PROTOCOL_VERSION, query_id: queryId, app: app.name, uid, ...(version ? { version } : {}), input, deadline_unix_ms: deadlineUnixMs };
     let answer: PolicyAnswer;
@@ -126,6 +130,7 @@ export class Ingress implements Actor {
   // ---- NATS ---------------------------------------------------------------------------------------
 
   private async onNatsPredict(msg: Msg): Promise<void> {
+    const receivedUnixMs = Date.now();
     const json = isJsonMsg(msg);
     this.inFlight++;
     try {
@@ -135,7 +140,7 @@ export class Ingress implements Actor {
       const app = Subjects.lastToken(msg.subject);
       this.shedIfOverloaded(app);
       const body = decodeRequest(msg, this.ep.predict.request);
-      reply(msg, await this.predict(app, body, json ? 'json' : 'msgpack'), json);
+      reply(msg, await this.predict(app, body, json ? 'json' : 'msgpack', receivedUnixMs), json);
     } catch (err) {
       this.logFailure(err, msg.subject);
       replyError(msg, err, json);
@@ -147,6 +152,7 @@ export class Ingress implements Actor {
   // ---- HTTP ---------------------------------------------------------------------------------------
 
   private async onHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const receivedUnixMs = Date.now();
     this.inFlight++;
     // msgpack bodies skip JSON parsing of large numeric inputs; the answer uses the same encoding.
     const msgpack = isMsgpackContentType(req.headers['content-type']);
@@ -164,8 +170,8 @@ export class Ingress implements Actor {
       this.shedIfOverloaded(app);
       const raw = await readBody(req, this.config.maxBodyBytes);
       const body = this.ep.predict.request.parse(msgpack ? decode(raw) : decodeJson(raw));
-      if (msgpack) sendMsgpack(res, 200, await this.predict(app, body, 'msgpack'));
-      else sendJson(res, 200, await this.predict(app, body, 'json'));
+      if (msgpack) sendMsgpack(res, 200, await this.predict(app, body, 'msgpack', receivedUnixMs));
+      else sendJson(res, 200, await this.predict(app, body, 'json', receivedUnixMs));
     } catch (err) {
       const e = ClipperError.from(err);
       this.logFailure(e, req.url);
