@@ -1,3 +1,4 @@
+import { gaussian, mulberry32 } from '../../shared/random.js';
 // A dense MLP classifier (input → ReLU hidden layer → softmax), trained with
 // mini-batch Adam on cross-entropy. Pure functions, no I/O, deterministic
 // for a given seed. Training runs in float64; the returned weights are float32
@@ -46,24 +47,8 @@ export interface TrainOptions {
 
 // ---------------------------------------------------------------- randomness
 
-/** mulberry32: a tiny, fast 32-bit PRNG; returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Standard normal sample via Box–Muller (one of the pair is discarded; simplicity over speed). */
-export function gaussian(rng: () => number): number {
-  const u1 = 1 - rng(); // (0, 1], so log() stays finite
-  const u2 = rng();
-  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-}
+/** The seeded PRNG and normal samples live in shared/random.ts; re-exported for the trainers. */
+export { gaussian, mulberry32 };
 
 /** Fisher–Yates shuffle in place. */
 export function shuffleInPlace<T>(items: T[], rng: () => number): T[] {
