@@ -115,9 +115,13 @@ program
       try {
         const msg = await nc.request(new Subjects(o.prefix).predict(app), encode(body), { timeout: 30_000 });
         const res = decode(msg.data) as Record<string, unknown>;
-        if (typeof res.output === 'object' && res.output !== null) res.output = toJsonValue(res.output as Tensor);
+        const toJson = (p: Record<string, unknown>): void => {
+          if (typeof p.output === 'object' && p.output !== null) p.output = toJsonValue(p.output as Tensor);
+        };
+        toJson(res);
+        if (Array.isArray(res.batch_predictions)) res.batch_predictions.forEach((p) => toJson(p as Record<string, unknown>));
         print(res);
-        if (msg.headers?.hasError) process.exitCode = 1;
+        if (msg.headers?.get('Clipper-Error')) process.exitCode = 1;
       } finally {
         await nc.close();
       }
@@ -158,8 +162,9 @@ program
   .option('--max-batch-size <n>', 'upper bound for adaptive batch sizes', int)
   .option('--batch-delay-ms <ms>', 'delayed batching: wait up to this long for a fuller batch', Number)
   .option('--max-queue-length <n>', 'refuse tasks beyond this queue length', int)
-  .action(async (name: string, version: string, file: string, o: { wrapper: string; inputType: string; batchSize: number; replicas: number; sizer?: string; maxBatchSize?: number; batchDelayMs?: number; maxQueueLength?: number }) => {
-    const batching = Object.fromEntries(Object.entries({ sizer: o.sizer, max_batch_size: o.maxBatchSize, delay_ms: o.batchDelayMs, max_queue_length: o.maxQueueLength }).filter(([, v]) => v !== undefined));
+  .option('--slo-fraction <x>', 'share of the tightest linked SLO one batch may take (0..1]', Number)
+  .action(async (name: string, version: string, file: string, o: { wrapper: string; inputType: string; batchSize: number; replicas: number; sizer?: string; maxBatchSize?: number; batchDelayMs?: number; maxQueueLength?: number; sloFraction?: number }) => {
+    const batching = Object.fromEntries(Object.entries({ sizer: o.sizer, max_batch_size: o.maxBatchSize, delay_ms: o.batchDelayMs, max_queue_length: o.maxQueueLength, slo_fraction: o.sloFraction }).filter(([, v]) => v !== undefined));
     print(await admin().call('add_model', {
       model_name: name, model_version: version, model_data_path: path.resolve(file), wrapper: o.wrapper, input_type: o.inputType, batch_size: o.batchSize, num_replicas: o.replicas,
       ...(Object.keys(batching).length ? { batching } : {}),

@@ -42,6 +42,11 @@ export class Stack {
     return `http://127.0.0.1:${this.opts.adminPort}`;
   }
 
+  /** The admin token the actors were given (their environment or ours). */
+  get adminToken(): string | undefined {
+    return this.opts.env?.CLIPPER_ADMIN_TOKEN ?? process.env.CLIPPER_ADMIN_TOKEN;
+  }
+
   get logDir(): string {
     return path.join(this.opts.dataDir, 'logs');
   }
@@ -99,7 +104,7 @@ export class Stack {
   /** Waits until the admin API and the ingress answer. */
   private async waitReady(timeoutMs = 30_000): Promise<void> {
     const until = Date.now() + timeoutMs;
-    const admin = new AdminClient(this.adminUrl, this.opts.env?.CLIPPER_ADMIN_TOKEN);
+    const admin = new AdminClient(this.adminUrl, this.adminToken);
     for (;;) {
       const dead = this.children.find((c) => !c.running);
       if (dead) throw new Error(`${dead.name} exited during start-up; see ${path.join(this.logDir, `${dead.name}.log`)}`);
@@ -159,7 +164,7 @@ export const DEMO = {
 
 /** Registers the demo app (idempotent) and waits until it answers from the model. */
 export async function registerDemo(stack: Stack, timeoutMs = 60_000): Promise<void> {
-  const admin = new AdminClient(stack.adminUrl, stack.opts.env?.CLIPPER_ADMIN_TOKEN);
+  const admin = new AdminClient(stack.adminUrl, stack.adminToken);
   await admin.ensure('add_model', DEMO.model);
   await admin.ensure('add_app', DEMO.app);
   await admin.call('add_model_links', { app_name: DEMO.app.name, model_names: [DEMO.model.model_name] });

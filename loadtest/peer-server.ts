@@ -31,6 +31,7 @@ const server = http.createServer((req, res) => {
           return;
         }
         const [output] = await model.predict([fromNumbers('FP32', body.input as number[])]);
+        if (!output || output instanceof Error) throw output ?? new Error('no output');
         const text = JSON.stringify({ output: toJsonValue(output!), default: false });
         res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) }).end(text);
       } catch (err) {

@@ -62,6 +62,12 @@ export function replyError(msg: Msg, error: unknown, json = false): void {
   msg.respond(json ? encodeJson(body) : encode(body), { headers: errorHeaders(err, json) });
 }
 
+/** Publishes a coded error to a reply subject that is not a message's own (a task answered by a worker). */
+export function publishError(nc: NatsConnection, subject: string, error: unknown): void {
+  const err = ClipperError.from(error);
+  nc.publish(subject, encode({ v: PROTOCOL_VERSION, ...err.toJson() }), { headers: errorHeaders(err) });
+}
+
 /** Rebuilds the typed error a reply carries, if it carries one. */
 export function errorFromReply(msg: Msg): ClipperError | undefined {
   const h = msg.headers;

@@ -226,7 +226,13 @@ export class RegistryView {
         } catch (err) {
           this.log?.warn({ err, key: e.key }, 'registry entry ignored');
         }
-        for (const l of this.listeners) l();
+        for (const l of this.listeners) {
+          try {
+            l();
+          } catch (err) {
+            this.log?.error({ err, key: e.key }, 'registry change listener failed');
+          }
+        }
         if (e.revision >= lastSeq) resolveReady();
       }
     })();

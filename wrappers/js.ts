@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { ClipperError } from '../shared/errors.js';
 import type { Logger } from '../shared/logging.js';
 import { fromNumbers, fromStrings, fromTypedArray, toStrings, toTypedArray, type NumericArray, type Tensor } from '../shared/tensor.js';
-import type { ModelWrapper } from './mod.js';
+import type { ModelWrapper, RowResult } from './mod.js';
 
 type JsInput = NumericArray | string | string[];
 type JsOutput = unknown;
@@ -29,13 +29,19 @@ export class JsWrapper implements ModelWrapper {
     return new JsWrapper(mod as JsModel);
   }
 
-  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
+  async predict(inputs: readonly Tensor[]): Promise<RowResult[]> {
     const args = inputs.map(toJsInput);
     const outputs = await this.model.predict(args);
     if (!Array.isArray(outputs) || outputs.length !== inputs.length) {
       throw new ClipperError('CLIPPER_ERR_MODEL_FAILED', `predict returned ${Array.isArray(outputs) ? outputs.length : typeof outputs} outputs for ${inputs.length} inputs`);
     }
-    return outputs.map(toTensor);
+    return outputs.map((out, i) => {
+      try {
+        return toTensor(out, i);
+      } catch (err) {
+        return ClipperError.from(err, 'CLIPPER_ERR_MODEL_FAILED');
+      }
+    });
   }
 
   async close(): Promise<void> {

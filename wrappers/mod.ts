@@ -5,14 +5,18 @@
 import path from 'node:path';
 import type { Logger } from '../shared/logging.js';
 import type { ModelRecord } from '../shared/registry.js';
+import type { ClipperError } from '../shared/errors.js';
 import type { Tensor } from '../shared/tensor.js';
 import { OnnxWrapper } from './onnx.js';
 import { JsWrapper } from './js.js';
 
+/** One row's result: its output, or the error that row alone caused (the others still get theirs). */
+export type RowResult = Tensor | ClipperError;
+
 export interface ModelWrapper {
   readonly kind: string;
-  /** Evaluates a batch: one output per input, same order. */
-  predict(inputs: readonly Tensor[]): Promise<Tensor[]>;
+  /** Evaluates a batch: one result per input, same order. A failure of the whole model throws. */
+  predict(inputs: readonly Tensor[]): Promise<RowResult[]>;
   close(): Promise<void>;
 }
 

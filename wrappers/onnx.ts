@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { ClipperError } from '../shared/errors.js';
 import type { Logger } from '../shared/logging.js';
 import { elementCount, fromNumbers, stack, toNumbers, unstack, type DType, type Tensor } from '../shared/tensor.js';
-import type { ModelWrapper } from './mod.js';
+import type { ModelWrapper, RowResult } from './mod.js';
 
 const ORT_TO_DTYPE: Partial<Record<string, DType>> = {
   float32: 'FP32', float64: 'FP64', int32: 'INT32', int64: 'INT64', uint8: 'UINT8', bool: 'BOOL', string: 'BYTES',
@@ -45,8 +45,27 @@ export class OnnxWrapper implements ModelWrapper {
     return wrapper;
   }
 
-  async predict(inputs: readonly Tensor[]): Promise<Tensor[]> {
-    const rows = inputs.map((t) => this.conform(t));
+  async predict(inputs: readonly Tensor[]): Promise<RowResult[]> {
+    // A row the model cannot take fails alone; the rest of the batch still runs.
+    const results: RowResult[] = new Array(inputs.length);
+    const rows: Tensor[] = [];
+    const positions: number[] = [];
+    inputs.forEach((t, i) => {
+      try {
+        rows.push(this.conform(t));
+        positions.push(i);
+      } catch (err) {
+        results[i] = ClipperError.from(err, 'CLIPPER_ERR_INPUT_SHAPE');
+      }
+    });
+    if (rows.length > 0) {
+      const outputs = await this.run(rows);
+      outputs.forEach((o, k) => (results[positions[k]!] = o));
+    }
+    return results;
+  }
+
+  private async run(rows: Tensor[]): Promise<Tensor[]> {
     const batch = stack(rows);
     const feed = new ort.Tensor(ortTypeOf(this.inputDType), typedView(batch), batch.shape);
     const results = await this.session.run({ [this.inputName]: feed });
@@ -56,7 +75,7 @@ export class OnnxWrapper implements ModelWrapper {
     if (!dtype || dtype === 'BYTES') throw new ClipperError('CLIPPER_ERR_MODEL_FAILED', `unsupported output type ${out.type}`);
     const data = out.data as ArrayBufferView;
     const tensor: Tensor = { dtype, shape: [...out.dims], data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-    if (tensor.shape[0] !== inputs.length) throw new ClipperError('CLIPPER_ERR_MODEL_FAILED', `model returned ${tensor.shape[0]} rows for ${inputs.length} inputs`);
+    if (tensor.shape[0] !== rows.length) throw new ClipperError('CLIPPER_ERR_MODEL_FAILED', `model returned ${tensor.shape[0]} rows for ${rows.length} inputs`);
     return unstack(tensor);
   }
 

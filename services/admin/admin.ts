@@ -51,6 +51,9 @@ export class Admin implements Actor {
           name: b.name, input_type: b.input_type, default_output: b.default_output ?? '', latency_slo_micros: b.latency_slo_micros ?? 100_000,
           policy: b.policy ?? 'single', created_unix_ms: Date.now(), ...(b.input_shape ? { input_shape: b.input_shape } : {}),
         };
+        for (const m of b.candidate_model_names ?? []) {
+          if (!(await r().getCurrentVersion(m))) throw new ClipperError('CLIPPER_ERR_MODEL_NOT_FOUND', m);
+        }
         await r().addApp(app);
         if (b.candidate_model_names?.length) await r().changeLinks(b.name, b.candidate_model_names);
         this.deps.log.info({ app: app.name }, 'app added');

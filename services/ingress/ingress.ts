@@ -43,6 +43,7 @@ export class Ingress implements Actor {
   private service?: Service;
   private hash32?: (input: string, seed?: number) => number;
   private ready = false;
+  private natsConnected = true;
   private inFlight = 0;
 
   constructor(private readonly config: Readonly<IngressConfig>, private readonly deps: IngressDeps) {
@@ -61,6 +62,12 @@ export class Ingress implements Actor {
 
   async start(): Promise<void> {
     this.hash32 = (await xxhash()).h32;
+    void (async () => {
+      for await (const s of this.deps.nc.status()) {
+        if (s.type === 'disconnect') this.natsConnected = false;
+        else if (s.type === 'reconnect') this.natsConnected = true;
+      }
+    })();
     await this.view.start(await openRegistryBucket(this.deps.nc, this.subjects));
     if (this.config.natsPredict) {
       this.service = await this.deps.nc.services.add({ name: 'clipper-ingress', version: '0.1.0' });
@@ -166,7 +173,12 @@ export class Ingress implements Actor {
       if (!msgpack && !isJsonContentType(req.headers['content-type'])) {
         throw new ClipperError('CLIPPER_ERR_REQUEST_CONTENT_TYPE', `Content-Type must be application/json or application/msgpack, got ${req.headers['content-type'] ?? 'none'}`);
       }
-      const app = decodeURIComponent(match[1]!);
+      let app: string;
+      try {
+        app = decodeURIComponent(match[1]!);
+      } catch {
+        throw new ClipperError('CLIPPER_ERR_ROUTE_NOT_FOUND', `bad application name in ${path}`);
+      }
       this.shedIfOverloaded(app);
       const raw = await readBody(req, this.config.maxBodyBytes);
       const body = this.ep.predict.request.parse(msgpack ? decode(raw) : decodeJson(raw));
@@ -188,7 +200,7 @@ export class Ingress implements Actor {
 
   private sendHealth(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (req.method !== 'GET') throw new ClipperError('CLIPPER_ERR_METHOD_NOT_ALLOWED', 'use GET /health');
-    const natsUp = !this.deps.nc.isClosed() && !this.deps.nc.isDraining();
+    const natsUp = this.natsConnected && !this.deps.nc.isClosed() && !this.deps.nc.isDraining();
     const ready = this.ready && natsUp;
     sendJson(res, ready ? 200 : 503, { live: true, ready, nats: natsUp ? 'connected' : 'disconnected', apps: this.view.apps.size });
   }

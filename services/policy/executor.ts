@@ -27,9 +27,16 @@ export function createPolicy(name: PolicyName): CorrectionPolicy {
   return (POLICY_FACTORIES[name] ?? POLICY_FACTORIES.single)();
 }
 
+const statelessByName = new Map<PolicyName, boolean>();
+
 /** True when the named policy keeps no per-(app, user) state and may run anywhere. */
 export function isStatelessPolicy(name: PolicyName): boolean {
-  return createPolicy(name).stateless;
+  let stateless = statelessByName.get(name);
+  if (stateless === undefined) {
+    stateless = createPolicy(name).stateless;
+    statelessByName.set(name, stateless);
+  }
+  return stateless;
 }
 
 export interface ExecutorDeps {
@@ -101,7 +108,7 @@ export class QueryExecutor {
   }
 
   private fallback(q: PolicyQuery, app: AppRecord, why: string): PolicyAnswer {
-    this.deps.log.info({ queryId: q.query_id, app: app.name, why }, 'default output returned');
+    this.deps.log.debug({ queryId: q.query_id, app: app.name, why }, 'default output returned');
     return { v: PROTOCOL_VERSION, query_id: q.query_id, output: app.default_output, default: true, default_explanation: why };
   }
 }

@@ -51,6 +51,8 @@ interface Replica {
   batchSizeEwma: number;
   sizer: BatchSizer;
   inFlight: Map<string, InFlightBatch>;
+  /** Said it is stopping: gets no new batches, leaves once its in-flight batches are done. */
+  draining: boolean;
 }
 
 /** How batches are formed, from the model's registry record. */
@@ -134,7 +136,7 @@ export class Scheduler implements Actor {
       queued: this.queue.size,
       ...this.counters,
       settings: this.settings,
-      replicas: [...this.replicas.values()].map((r) => ({ id: r.id, in_flight: r.inFlight.size, batch_size: r.sizer.batchSize() })),
+      replicas: [...this.replicas.values()].map((r) => ({ id: r.id, in_flight: r.inFlight.size, batch_size: r.sizer.batchSize(), draining: r.draining })),
     };
   }
 
@@ -197,10 +199,12 @@ export class Scheduler implements Actor {
     if (hb.state === 'ready' && hb.subject) this.upsertReplica(hb.id, hb.subject);
     else if (hb.state === 'stopping') {
       const r = this.replicas.get(hb.id);
-      // A draining worker finishes what it has; it just gets nothing new.
-      if (r) {
-        this.replicas.delete(hb.id);
-        this.deps.log.info({ replica: hb.id }, 'replica left');
+      // A draining worker finishes what it has; it just gets nothing new. If its batch fails
+      // after all, markDead still finds it here and re-queues the tasks.
+      if (r && !r.draining) {
+        r.draining = true;
+        this.deps.log.info({ replica: hb.id, inFlight: r.inFlight.size }, 'replica draining');
+        this.forgetIfDrained(r);
       }
     }
   }
@@ -211,9 +215,16 @@ export class Scheduler implements Actor {
       known.lastSeenUnixMs = Date.now();
       return;
     }
-    this.replicas.set(id, { id, subject, lastSeenUnixMs: Date.now(), lastBatchUnixMs: 0, batchLatencyEwmaUs: 0, batchSizeEwma: 0, sizer: this.newSizer(), inFlight: new Map() });
+    this.replicas.set(id, { id, subject, lastSeenUnixMs: Date.now(), lastBatchUnixMs: 0, batchLatencyEwmaUs: 0, batchSizeEwma: 0, sizer: this.newSizer(), inFlight: new Map(), draining: false });
     this.deps.log.info({ replica: id, replicas: this.replicas.size }, 'replica joined');
     this.pump();
+  }
+
+  private forgetIfDrained(replica: Replica): void {
+    if (replica.draining && replica.inFlight.size === 0 && this.replicas.get(replica.id) === replica) {
+      this.replicas.delete(replica.id);
+      this.deps.log.info({ replica: replica.id }, 'replica left');
+    }
   }
 
   private dropSilentReplicas(): void {
@@ -288,6 +299,7 @@ export class Scheduler implements Actor {
     let batchMs = Infinity;
     let idle = false;
     for (const r of this.replicas.values()) {
+      if (r.draining) continue;
       if (now - r.lastBatchUnixMs > ESTIMATE_FRESH_MS || r.batchLatencyEwmaUs <= 0) return undefined;
       // Throughput at the size the sizer now allows, from the recent per-task latency.
       const perTaskUs = r.batchLatencyEwmaUs / r.batchSizeEwma;
@@ -348,7 +360,7 @@ export class Scheduler implements Actor {
   private pickReplica(): Replica | undefined {
     let best: Replica | undefined;
     for (const r of this.replicas.values()) {
-      if (r.inFlight.size < this.config.replicaCapacity && (!best || r.inFlight.size < best.inFlight.size)) best = r;
+      if (!r.draining && r.inFlight.size < this.config.replicaCapacity && (!best || r.inFlight.size < best.inFlight.size)) best = r;
     }
     return best;
   }
@@ -405,6 +417,7 @@ export class Scheduler implements Actor {
       this.deps.log.error({ err }, 'batch result not understood');
     }).finally(() => {
       replica.inFlight.delete(batch.id);
+      this.forgetIfDrained(replica);
       this.pump();
     });
   }

@@ -8,7 +8,7 @@ import type { Actor } from '../../shared/actor.js';
 import { sleep } from '../../shared/actor.js';
 import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
-import { decodeRequest, reply, replyError } from '../../shared/nats.js';
+import { decodeRequest, publishError, reply, replyError } from '../../shared/nats.js';
 import { encode } from '../../shared/codec.js';
 import { endpoints, PROTOCOL_VERSION, type Heartbeat } from '../../shared/protocol.js';
 import { Registry, type ModelRecord } from '../../shared/registry.js';
@@ -92,9 +92,16 @@ export class Worker implements Actor {
         const outputs = await this.wrapper!.predict(inputs);
         const computeUs = Number(process.hrtime.bigint() - started) / 1000;
         if (batch.reply_to) {
-          batch.reply_to.forEach((subject, i) => subject && this.deps.nc.publish(subject, encode({ v: PROTOCOL_VERSION, output: outputs[i] })));
+          batch.reply_to.forEach((subject, i) => {
+            const out = outputs[i]!;
+            if (!subject) return;
+            if (out instanceof ClipperError) publishError(this.deps.nc, subject, out);
+            else this.deps.nc.publish(subject, encode({ v: PROTOCOL_VERSION, output: out }));
+          });
           reply(msg, { v: PROTOCOL_VERSION, compute_us: computeUs });
         } else {
+          const failed = outputs.find((o): o is ClipperError => o instanceof ClipperError);
+          if (failed) throw failed;
           reply(msg, { v: PROTOCOL_VERSION, outputs, compute_us: computeUs });
         }
         this.deps.log.debug({ batchId: batch.batch_id, batchSize: inputs.length, computeUs }, 'batch done');
@@ -105,7 +112,7 @@ export class Worker implements Actor {
       } finally {
         this.inFlight--;
       }
-    });
+    }).catch((err: unknown) => this.deps.log.error({ err }, 'batch could not be answered'));
   }
 
   async stop(graceMs = 5_000): Promise<void> {

@@ -12,7 +12,7 @@ import { DEMO, registerDemo } from '../../cli/stack.js';
 import { loadDigits, type DigitsDataset } from '../../infra/models/digits-data.js';
 import { PROJECT_ROOT } from '../../shared/process.js';
 import { startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
-import { postJson, startTestStack, stopTestStack, type TestStack } from '../helpers/stack.js';
+import { postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
 
 // A client's msgpack: standard types only, as docs/protocol.md asks.
 const msgpack = new Packr({ useRecords: false });
@@ -136,6 +136,18 @@ describe('query path (real processes)', function () {
     const bad = await fetch(`${sys.stack.ingressUrl}/digits/predict`, { method: 'POST', headers: { 'Content-Type': 'application/msgpack' }, body: new Uint8Array([0xc1]) });
     expect(bad.status).to.equal(400);
     expect((msgpack.unpack(new Uint8Array(await bad.arrayBuffer())) as { code: string }).code).to.equal('CLIPPER_ERR_PROTO_DECODE');
+  });
+
+  it('query path - a row the model cannot take fails alone; the queries batched with it are answered', async () => {
+    // An app with no input_shape passes any length through; the model takes 64 values per row.
+    await sys.admin.call('add_app', { name: 'loose', input_type: 'floats', default_output: 'none', latency_slo_micros: 2_000_000, candidate_model_names: ['digits-mlp'] });
+    await waitForModelAnswer(sys, 'loose', { input: Array.from(digits.pixels[0]!) });
+    const good = Array.from({ length: 24 }, (_, i) => postJson(`${sys.stack.ingressUrl}/loose/predict`, { input: Array.from(digits.pixels[i]!) }));
+    const bad = postJson(`${sys.stack.ingressUrl}/loose/predict`, { input: [1, 2, 3] });
+    const [badRes, ...goodRes] = await Promise.all([bad, ...good]);
+    expect(badRes!.body).to.include({ default: true, output: 'none' });
+    expect(badRes!.body.default_explanation).to.match(/shape/);
+    for (const r of goodRes) expect(r.body.default).to.equal(false);
   });
 
   it('query path - health reports live and ready', async () => {

@@ -87,6 +87,8 @@ describe('registry (real processes)', function () {
       ['get_application', { name: 'ghost' }, 'CLIPPER_ERR_APP_NOT_FOUND'],
       ['get_model', { model_name: 'sum', model_version: '7' }, 'CLIPPER_ERR_MODEL_NOT_FOUND'],
       ['no_such_op', {}, 'CLIPPER_ERR_ROUTE_NOT_FOUND'],
+      ['add_app', { name: 'orphan', input_type: 'doubles', candidate_model_names: ['ghost'] }, 'CLIPPER_ERR_MODEL_NOT_FOUND'],
+      ['get_application', { name: 'orphan' }, 'CLIPPER_ERR_APP_NOT_FOUND'],
     ];
     for (const [op, body, code] of cases) {
       try {
