@@ -96,7 +96,7 @@ export class Stack {
       CLIPPER_POLICY_SHARDS: String(this.opts.policyShards ?? 1),
       ...this.opts.env,
     };
-    for (const actor of ['agent', 'policy', 'ingress', 'admin']) {
+    for (const actor of ['agent', 'policy', 'cache', 'ingress', 'admin']) {
       this.children.push(new ChildActor(actor, actorScript(actor), { env, logFile: path.join(this.logDir, `${actor}.log`) }));
     }
   }

@@ -79,6 +79,8 @@ export interface PredictRequest {
   input_batch?: unknown[];
   version?: string;
   uid?: string | number;
+  /** false: skip the prediction cache for this query. */
+  cache?: boolean;
 }
 
 /** One prediction: Clipper's response fields. */
@@ -110,6 +112,7 @@ export const predictRequestSchema = {
     input_batch: { type: 'array', minItems: 1, maxItems: 1024 },
     version: name,
     uid,
+    cache: { type: 'boolean' },
   },
   oneOf: [{ required: ['input'] }, { required: ['input_batch'] }],
   additionalProperties: false,
@@ -125,6 +128,8 @@ export interface PolicyQuery {
   version?: string;
   input: Tensor;
   deadline_unix_ms: number;
+  /** Skip the prediction cache. */
+  no_cache?: boolean;
 }
 
 /** The policy's answer: a tensor from the models, or the app's default output (a string). */
@@ -145,6 +150,27 @@ export interface Task {
   query_id: string;
   deadline_unix_ms: number;
   input: Tensor;
+  /** Set by the cache on a forwarded miss: where the worker puts the result, under which key. */
+  cache_put?: string;
+  cache_key?: string;
+}
+
+/** A cache lookup: the task plus the model version and the input's exact key. */
+export interface CacheGet extends Task {
+  model: string;
+  version: string;
+  key: string;
+}
+
+/** A worker's result for the cache, or the failure the waiting requesters should get. */
+export interface CachePut {
+  v: number;
+  model: string;
+  version: string;
+  key: string;
+  input: Tensor;
+  output?: Tensor;
+  error?: { code: string; cause: string };
 }
 
 export interface TaskResult {
@@ -163,6 +189,9 @@ export interface Batch {
   deadline_unix_ms: number;
   inputs: Tensor[];
   reply_to?: string[];
+  /** Per input: the cache put subject ('' for none) and key, for tasks forwarded by the cache. */
+  cache_put?: string[];
+  cache_key?: string[];
 }
 
 export interface BatchResult {
@@ -196,7 +225,7 @@ export function endpoints(s: import('./subjects.js').Subjects) {
       {
         type: 'object',
         required: ['v', 'query_id', 'app', 'uid', 'input', 'deadline_unix_ms'],
-        properties: { v: version, query_id: { type: 'string' }, app: name, uid: { type: 'string' }, version: name, input: tensorSchema, deadline_unix_ms: { type: 'number' } },
+        properties: { v: version, query_id: { type: 'string' }, app: name, uid: { type: 'string' }, version: name, input: tensorSchema, deadline_unix_ms: { type: 'number' }, no_cache: { type: 'boolean' } },
         additionalProperties: false,
       },
       {
@@ -211,7 +240,7 @@ export function endpoints(s: import('./subjects.js').Subjects) {
       {
         type: 'object',
         required: ['v', 'query_id', 'deadline_unix_ms', 'input'],
-        properties: { v: version, query_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, input: tensorSchema },
+        properties: { v: version, query_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, input: tensorSchema, cache_put: { type: 'string' }, cache_key: { type: 'string' } },
         additionalProperties: false,
       },
       { type: 'object', required: ['v', 'output'], properties: { v: version, output: tensorSchema }, additionalProperties: false },
@@ -221,7 +250,7 @@ export function endpoints(s: import('./subjects.js').Subjects) {
       {
         type: 'object',
         required: ['v', 'batch_id', 'deadline_unix_ms', 'inputs'],
-        properties: { v: version, batch_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, inputs: { type: 'array', items: tensorSchema, minItems: 1 }, reply_to: { type: 'array', items: { type: 'string' } } },
+        properties: { v: version, batch_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, inputs: { type: 'array', items: tensorSchema, minItems: 1 }, reply_to: { type: 'array', items: { type: 'string' } }, cache_put: { type: 'array', items: { type: 'string' } }, cache_key: { type: 'array', items: { type: 'string' } } },
         additionalProperties: false,
       },
       {
@@ -235,6 +264,23 @@ export function endpoints(s: import('./subjects.js').Subjects) {
 }
 
 export type Endpoints = ReturnType<typeof endpoints>;
+
+export const cacheGetMessage = defineMessage<CacheGet>({
+  type: 'object',
+  required: ['v', 'query_id', 'deadline_unix_ms', 'input', 'model', 'version', 'key'],
+  properties: { v: version, query_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, input: tensorSchema, model: name, version: name, key: { type: 'string', maxLength: 64 } },
+  additionalProperties: false,
+});
+
+export const cachePutMessage = defineMessage<CachePut>({
+  type: 'object',
+  required: ['v', 'model', 'version', 'key', 'input'],
+  properties: {
+    v: version, model: name, version: name, key: { type: 'string', maxLength: 64 }, input: tensorSchema, output: tensorSchema,
+    error: { type: 'object', required: ['code', 'cause'], properties: { code: { type: 'string' }, cause: { type: 'string' } } },
+  },
+  additionalProperties: false,
+});
 
 export const heartbeatMessage = defineMessage<Heartbeat>({
   type: 'object',

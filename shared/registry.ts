@@ -46,6 +46,12 @@ export interface BatchingConfig {
   max_queue_length?: number;
 }
 
+/** Prediction caching of a model (per version; keys include the version). */
+export interface CacheConfig {
+  /** `exact` answers repeated inputs from the cache; `off` (default) always asks the model. */
+  mode?: 'off' | 'exact';
+}
+
 /** One version of a model. `batch_size` -1 means adaptive. */
 export interface ModelRecord {
   name: string;
@@ -56,6 +62,7 @@ export interface ModelRecord {
   wrapper_config?: Record<string, unknown>;
   batch_size: number;
   batching?: BatchingConfig;
+  cache?: CacheConfig;
   num_replicas: number;
   labels?: string[];
   created_unix_ms: number;

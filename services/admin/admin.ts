@@ -72,6 +72,7 @@ export class Admin implements Actor {
           batch_size: b.batch_size ?? -1, num_replicas: b.num_replicas ?? 1, created_unix_ms: Date.now(),
           ...(b.wrapper_config ? { wrapper_config: b.wrapper_config } : {}), ...(b.labels ? { labels: b.labels } : {}),
           ...(b.batching ? { batching: b.batching } : {}),
+          ...(b.cache ? { cache: b.cache } : {}),
         };
         await r().addModel(model);
         this.deps.log.info({ model: model.name, version: model.version }, 'model added');

@@ -1,6 +1,6 @@
 /** Admin API settings and the request bodies of its endpoints (Clipper's management field names). */
 import { commonConfigProperties, type CommonConfig } from '../../shared/config.js';
-import { POLICIES, WRAPPERS, type BatchingConfig, type PolicyName, type WrapperKind } from '../../shared/registry.js';
+import { POLICIES, WRAPPERS, type BatchingConfig, type CacheConfig, type PolicyName, type WrapperKind } from '../../shared/registry.js';
 import { NAME_PATTERN } from '../../shared/subjects.js';
 import { INPUT_TYPES, type InputType } from '../../shared/tensor.js';
 
@@ -44,6 +44,7 @@ export interface AddModelRequest {
   wrapper_config?: Record<string, unknown>;
   batch_size?: number;
   batching?: BatchingConfig;
+  cache?: CacheConfig;
   num_replicas?: number;
   labels?: string[];
   container_name?: string;
@@ -88,6 +89,7 @@ export const adminSchemas = {
         },
         additionalProperties: false,
       },
+      cache: { type: 'object', properties: { mode: { enum: ['off', 'exact'] } }, additionalProperties: false },
       num_replicas: { type: 'integer', minimum: 0, maximum: 64, default: 1 },
       labels: { type: 'array', items: { type: 'string', maxLength: 256 }, maxItems: 64 },
       container_name: { type: 'string', maxLength: 256 },

@@ -1,4 +1,4 @@
-// The cache actor (issue: sharded exact/approximate prediction cache) is being built; its pure logic
-// comes first.
+export { CacheActor, type CacheDeps } from './cache.js';
+export { cacheConfigSchema, type CacheConfig } from './types.js';
 export { LshSignature, distance, type LshMetric, type LshOptions } from './lsh-signature.js';
 export { ClockCache } from './clock-cache.js';

@@ -12,6 +12,7 @@ import xxhash from 'xxhash-wasm';
 import type { Actor } from '../../shared/actor.js';
 import { sleep } from '../../shared/actor.js';
 import { decode, decodeJson, isJsonContentType } from '../../shared/codec.js';
+import { initHash } from '../../shared/hash.js';
 import { isMsgpackContentType, readBody, sendError, sendJson, sendMsgpack } from '../../shared/http.js';
 import { ClipperError } from '../../shared/errors.js';
 import { parseInput, parseInputBatch } from '../../shared/input.js';
@@ -50,7 +51,7 @@ export class Ingress implements Actor {
     this.subjects = new Subjects(config.prefix);
     this.ep = endpoints(this.subjects);
     this.view = new RegistryView(deps.log);
-    this.executor = new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view });
+    this.executor = new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view, cacheShards: config.cacheShards });
     this.requester = new Requester(deps.nc);
   }
 
@@ -62,6 +63,7 @@ export class Ingress implements Actor {
 
   async start(): Promise<void> {
     this.hash32 = (await xxhash()).h32;
+    await initHash();
     void (async () => {
       for await (const s of this.deps.nc.status()) {
         if (s.type === 'disconnect') this.natsConnected = false;
@@ -104,18 +106,18 @@ export class Ingress implements Actor {
     const uid = body.uid === undefined ? '0' : String(body.uid);
     if (body.input_batch !== undefined) {
       const inputs = parseInputBatch(body.input_batch, spec);
-      const batch = await Promise.all(inputs.map((input) => this.query(app, uid, body.version, input, encoding, receivedUnixMs)));
+      const batch = await Promise.all(inputs.map((input) => this.query(app, uid, body.version, input, encoding, receivedUnixMs, body.cache === false)));
       return { v: PROTOCOL_VERSION, batch_predictions: batch };
     }
-    return { v: PROTOCOL_VERSION, ...(await this.query(app, uid, body.version, parseInput(body.input, spec), encoding, receivedUnixMs)) };
+    return { v: PROTOCOL_VERSION, ...(await this.query(app, uid, body.version, parseInput(body.input, spec), encoding, receivedUnixMs, body.cache === false)) };
   }
 
-  private async query(app: AppRecord, uid: string, version: string | undefined, input: Tensor, encoding: Encoding, receivedUnixMs: number): Promise<Prediction> {
+  private async query(app: AppRecord, uid: string, version: string | undefined, input: Tensor, encoding: Encoding, receivedUnixMs: number, noCache: boolean): Promise<Prediction> {
     const sloMs = app.latency_slo_micros / 1000;
     const queryId = nuid.next();
     const deadlineUnixMs = receivedUnixMs + sloMs;
     const shard = this.config.policyShards === 1 ? 0 : this.hash32!(`${app.name}\u0000${uid}`) % this.config.policyShards;
-    const q: PolicyQuery = { v: PROTOCOL_VERSION, query_id: queryId, app: app.name, uid, ...(version ? { version } : {}), input, deadline_unix_ms: deadlineUnixMs };
+    const q: PolicyQuery = { v: PROTOCOL_VERSION, query_id: queryId, app: app.name, uid, ...(version ? { version } : {}), input, deadline_unix_ms: deadlineUnixMs, ...(noCache ? { no_cache: true } : {}) };
     let answer: PolicyAnswer;
     try {
       answer = this.config.localStatelessPolicies && isStatelessPolicy(app.policy)

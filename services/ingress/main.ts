@@ -13,6 +13,7 @@ const config = loadConfig<IngressConfig>(ingressConfigSchema, {
   maxBodyBytes: env.CLIPPER_MAX_BODY_BYTES,
   policyShards: env.CLIPPER_POLICY_SHARDS,
   localStatelessPolicies: env.CLIPPER_LOCAL_STATELESS_POLICIES,
+  cacheShards: env.CLIPPER_CACHE_SHARDS,
 });
 const log = createLogger('ingress', config.logLevel);
 await runActor('ingress', log, async () => new Ingress(config, { nc: await connectNats(config.natsUrl, 'ingress', log), log }));

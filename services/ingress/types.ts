@@ -14,6 +14,8 @@ export interface IngressConfig extends CommonConfig {
   natsPredict: boolean;
   /** Run stateless policies (`single`) in-process instead of asking a policy shard. */
   localStatelessPolicies: boolean;
+  /** Prediction cache shards C. */
+  cacheShards: number;
 }
 
 export const ingressConfigSchema = {
@@ -27,6 +29,7 @@ export const ingressConfigSchema = {
     policyGraceMs: { type: 'integer', minimum: 0, default: 250 },
     natsPredict: { type: 'boolean', default: true },
     localStatelessPolicies: { type: 'boolean', default: true },
+    cacheShards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
   },
   additionalProperties: false,
 } as const;

@@ -10,6 +10,7 @@
 import type { NatsConnection } from 'nats';
 import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
+import { bytesKey, shardOf } from '../../shared/hash.js';
 import { request, Requester } from '../../shared/nats.js';
 import { endpoints, PROTOCOL_VERSION, type PolicyAnswer, type PolicyQuery } from '../../shared/protocol.js';
 import type { AppRecord, PolicyName, RegistryView } from '../../shared/registry.js';
@@ -44,6 +45,8 @@ export interface ExecutorDeps {
   log: Logger;
   subjects: Subjects;
   view: RegistryView;
+  /** Cache shards C; queries of models with caching on go to shard hash(model@version, key) mod C. */
+  cacheShards?: number;
 }
 
 export class QueryExecutor {
@@ -87,12 +90,7 @@ export class QueryExecutor {
     let overloaded: ClipperError | undefined;
     await Promise.all(policy.select(ctx).map(async (m) => {
       try {
-        const res = await request(this.requester, this.deps.subjects.batch(m.name, m.version), { v: PROTOCOL_VERSION, query_id: q.query_id, deadline_unix_ms: q.deadline_unix_ms, input: q.input }, this.ep.batch.response, {
-          timeoutMs: q.deadline_unix_ms - Date.now(),
-          noResponders: 'CLIPPER_ERR_MODEL_UNAVAILABLE',
-          timeout: 'CLIPPER_ERR_QUERY_EXPIRED',
-        });
-        outputs.set(modelKey(m), res.output);
+        outputs.set(modelKey(m), await this.evaluate(m, q));
       } catch (err) {
         const e = ClipperError.from(err);
         if (e.code === 'CLIPPER_ERR_QUEUE_FULL') overloaded = e;
@@ -105,6 +103,30 @@ export class QueryExecutor {
     if (!combined && overloaded && outputs.size === 0) throw overloaded;
     if (!combined) return this.fallback(q, app, failures.join('; ') || 'no model answered before the deadline');
     return { v: PROTOCOL_VERSION, query_id: q.query_id, output: combined.output, default: false, models: combined.models };
+  }
+
+  /** One model's output for a query: through its cache shard when caching is on, else its scheduler. */
+  private async evaluate(m: ModelRef, q: PolicyQuery): Promise<Tensor> {
+    const task = { v: PROTOCOL_VERSION, query_id: q.query_id, deadline_unix_ms: q.deadline_unix_ms, input: q.input };
+    const opts = { noResponders: 'CLIPPER_ERR_MODEL_UNAVAILABLE', timeout: 'CLIPPER_ERR_QUERY_EXPIRED' } as const;
+    const record = this.deps.view.model(m.name, m.version);
+    if (record?.cache?.mode === 'exact' && !q.no_cache) {
+      // The cache forwards a miss to the scheduler with our reply subject: one leg, not a round trip.
+      const key = bytesKey(q.input.data);
+      const shard = shardOf(`${m.name}@${m.version}:${key}`, this.deps.cacheShards ?? 1);
+      try {
+        const res = await request(this.requester, this.deps.subjects.cacheGet(shard), { ...task, model: m.name, version: m.version, key }, this.ep.batch.response, {
+          ...opts, timeoutMs: q.deadline_unix_ms - Date.now(), noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE',
+        });
+        return res.output;
+      } catch (err) {
+        // No cache shard is running: ask the model directly rather than fail the query.
+        if (!(err instanceof ClipperError) || err.code !== 'CLIPPER_ERR_SERVICE_UNAVAILABLE') throw err;
+        this.deps.log.warn({ shard }, 'cache shard unavailable, asking the model directly');
+      }
+    }
+    const res = await request(this.requester, this.deps.subjects.batch(m.name, m.version), task, this.ep.batch.response, { ...opts, timeoutMs: q.deadline_unix_ms - Date.now() });
+    return res.output;
   }
 
   private fallback(q: PolicyQuery, app: AppRecord, why: string): PolicyAnswer {

@@ -11,6 +11,7 @@ const config = loadConfig<PolicyConfig>(policyConfigSchema, {
   ...commonFromEnv(),
   shards: values.shards ?? process.env.CLIPPER_POLICY_SHARDS,
   ownedShards: values.own ? values.own.split(',').map(Number) : undefined,
+  cacheShards: process.env.CLIPPER_CACHE_SHARDS,
 });
 const log = createLogger('policy', config.logLevel);
 await runActor('policy', log, async () => new PolicyActor(config, { nc: await connectNats(config.natsUrl, 'policy', log), log }));

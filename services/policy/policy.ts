@@ -10,6 +10,7 @@ import { decodeRequest, reply, replyError } from '../../shared/nats.js';
 import { endpoints } from '../../shared/protocol.js';
 import { openRegistryBucket, RegistryView } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
+import { initHash } from '../../shared/hash.js';
 import { QueryExecutor } from './executor.js';
 import type { PolicyConfig } from './types.js';
 
@@ -30,7 +31,7 @@ export class PolicyActor implements Actor {
     this.subjects = new Subjects(config.prefix);
     this.ep = endpoints(this.subjects);
     this.view = new RegistryView(deps.log);
-    this.executor = new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view });
+    this.executor = new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view, cacheShards: config.cacheShards });
   }
 
   get ownedShards(): number[] {
@@ -39,6 +40,7 @@ export class PolicyActor implements Actor {
   }
 
   async start(): Promise<void> {
+    await initHash();
     await this.view.start(await openRegistryBucket(this.deps.nc, this.subjects));
     this.service = await this.deps.nc.services.add({ name: 'clipper-policy', version: '0.1.0', metadata: { shards: String(this.config.shards), owned: this.ownedShards.join(',') } });
     for (const shard of this.ownedShards) {

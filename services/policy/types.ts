@@ -6,6 +6,8 @@ export interface PolicyConfig extends CommonConfig {
   shards: number;
   /** Shards owned by this process; all of them when empty. */
   ownedShards: number[];
+  /** Prediction cache shards C. */
+  cacheShards: number;
 }
 
 export const policyConfigSchema = {
@@ -14,6 +16,7 @@ export const policyConfigSchema = {
     ...commonConfigProperties,
     shards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
     ownedShards: { type: 'array', items: { type: 'integer', minimum: 0 }, default: [] },
+    cacheShards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
   },
   additionalProperties: false,
 } as const;

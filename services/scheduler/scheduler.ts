@@ -31,6 +31,9 @@ interface PendingTask {
   deadlineUnixMs: number;
   enqueuedUnixMs: number;
   input: Tensor;
+  /** A miss forwarded by the cache: the worker puts the result there. */
+  cachePut?: string;
+  cacheKey?: string;
 }
 
 interface InFlightBatch {
@@ -260,7 +263,7 @@ export class Scheduler implements Actor {
     let task: PendingTask;
     try {
       const t = decodeRequest(msg, this.ep.batch.request);
-      task = { msg, queryId: t.query_id, deadlineUnixMs: t.deadline_unix_ms, enqueuedUnixMs: Date.now(), input: checkTensor(t.input) };
+      task = { msg, queryId: t.query_id, deadlineUnixMs: t.deadline_unix_ms, enqueuedUnixMs: Date.now(), input: checkTensor(t.input), cachePut: t.cache_put, cacheKey: t.cache_key };
     } catch (err) {
       replyError(msg, err);
       return;
@@ -387,6 +390,10 @@ export class Scheduler implements Actor {
       v: PROTOCOL_VERSION, batch_id: batch.id, deadline_unix_ms: deadline,
       inputs: tasks.map((t) => t.input), reply_to: tasks.map((t) => t.msg.reply ?? ''),
     };
+    if (tasks.some((t) => t.cachePut)) {
+      wire.cache_put = tasks.map((t) => t.cachePut ?? '');
+      wire.cache_key = tasks.map((t) => t.cacheKey ?? '');
+    }
     const started = process.hrtime.bigint();
     this.requester.request(replica.subject, encode(wire), Math.max(1_000, deadline - Date.now() + 1_000)).then(
       (res) => {

@@ -10,11 +10,11 @@ import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, publishError, reply, replyError } from '../../shared/nats.js';
 import { encode } from '../../shared/codec.js';
-import { endpoints, PROTOCOL_VERSION, type Heartbeat } from '../../shared/protocol.js';
+import { endpoints, PROTOCOL_VERSION, type Batch, type CachePut, type Heartbeat } from '../../shared/protocol.js';
 import { Registry, type ModelRecord } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { checkTensor } from '../../shared/tensor.js';
-import { loadWrapper, type ModelWrapper } from '../../wrappers/mod.js';
+import { loadWrapper, type ModelWrapper, type RowResult } from '../../wrappers/mod.js';
 import type { WorkerConfig } from './types.js';
 
 export interface WorkerDeps {
@@ -98,6 +98,7 @@ export class Worker implements Actor {
             if (out instanceof ClipperError) publishError(this.deps.nc, subject, out);
             else this.deps.nc.publish(subject, encode({ v: PROTOCOL_VERSION, output: out }));
           });
+          this.putInCache(batch, outputs);
           reply(msg, { v: PROTOCOL_VERSION, compute_us: computeUs });
         } else {
           const failed = outputs.find((o): o is ClipperError => o instanceof ClipperError);
@@ -113,6 +114,21 @@ export class Worker implements Actor {
         this.inFlight--;
       }
     }).catch((err: unknown) => this.deps.log.error({ err }, 'batch could not be answered'));
+  }
+
+  /** For tasks the cache forwarded: hand the result (or the failure) to the cache shard. */
+  private putInCache(batch: Batch, outputs: readonly RowResult[]): void {
+    if (!batch.cache_put || !batch.cache_key) return;
+    const { model, version } = this.config;
+    batch.cache_put.forEach((subject, i) => {
+      const key = batch.cache_key![i];
+      if (!subject || !key) return;
+      const out = outputs[i]!;
+      const put: CachePut = out instanceof ClipperError
+        ? { v: PROTOCOL_VERSION, model, version, key, input: batch.inputs[i]!, error: { code: out.code, cause: out.message } }
+        : { v: PROTOCOL_VERSION, model, version, key, input: batch.inputs[i]!, output: out };
+      this.deps.nc.publish(subject, encode(put));
+    });
   }
 
   async stop(graceMs = 5_000): Promise<void> {

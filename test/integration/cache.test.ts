@@ -1,0 +1,87 @@
+/**
+ * The prediction cache with real processes: hits, miss → forward → put, coalescing of identical
+ * misses, version changes, per-query bypass.
+ */
+import { expect } from 'chai';
+import { connect, type NatsConnection } from 'nats';
+import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
+import { fixture, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
+
+interface ModelStats { lookups: number; hits: number; misses: number; coalesced: number; puts: number }
+
+describe('prediction cache (real processes)', function () {
+  this.timeout(120_000);
+  let nats: TestNats;
+  let sys: TestStack;
+  let nc: NatsConnection;
+
+  const cacheStats = async (model: string, version = '1'): Promise<ModelStats> => {
+    for await (const s of await nc.services.client().stats('clipper-cache')) {
+      const models = (s.endpoints?.[0]?.data as { models: Record<string, ModelStats> } | undefined)?.models ?? {};
+      return models[`${model}:${version}`] ?? { lookups: 0, hits: 0, misses: 0, coalesced: 0, puts: 0 };
+    }
+    throw new Error('no cache actor');
+  };
+  const schedulerTasks = async (model: string): Promise<number> => {
+    for await (const s of await nc.services.client().stats('clipper-scheduler')) {
+      if (s.metadata?.model === model) return (s.endpoints?.[0]?.data as { tasks: number }).tasks;
+    }
+    throw new Error(`no scheduler for ${model}`);
+  };
+  const predict = async (app: string, body: Record<string, unknown>) => (await postJson(`${sys.stack.ingressUrl}/${app}/predict`, body)).body;
+
+  before(async () => {
+    nats = await startTestNats();
+    sys = await startTestStack(nats);
+    nc = await connect({ servers: nats.url });
+    const js = (name: string, version: string, file: string) => sys.admin.call('add_model', { model_name: name, model_version: version, input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', file), cache: { mode: 'exact' } });
+    await js('sum', '1', 'sum.mjs');
+    await js('slow', '1', 'one-second.mjs');
+    await sys.admin.call('add_app', { name: 'calc', input_type: 'doubles', latency_slo_micros: 5_000_000, candidate_model_names: ['sum'] });
+    await sys.admin.call('add_app', { name: 'slow', input_type: 'doubles', latency_slo_micros: 10_000_000, candidate_model_names: ['slow'] });
+    await waitForModelAnswer(sys, 'calc', { input: [0] });
+    await waitForModelAnswer(sys, 'slow', { input: [0] });
+  });
+
+  after(async () => {
+    await nc?.close();
+    await stopTestStack(sys);
+    await stopTestNats(nats);
+  });
+
+  it('cache - a miss is evaluated and put; the same input then hits without reaching the model', async () => {
+    const before = await cacheStats('sum');
+    const tasksBefore = await schedulerTasks('sum');
+    expect((await predict('calc', { input: [1, 2, 3] })).output).to.deep.equal([6]);
+    await eventually(async () => (await cacheStats('sum')).puts > before.puts, 5_000, 'the put');
+    expect((await predict('calc', { input: [1, 2, 3] })).output).to.deep.equal([6]);
+    const after = await cacheStats('sum');
+    expect(after.hits - before.hits).to.equal(1);
+    expect(after.misses - before.misses).to.equal(1);
+    expect((await schedulerTasks('sum')) - tasksBefore).to.equal(1);
+  });
+
+  it('cache - identical misses in flight are coalesced into one model evaluation', async () => {
+    const tasksBefore = await schedulerTasks('slow');
+    const before = await cacheStats('slow');
+    const answers = await Promise.all(Array.from({ length: 8 }, () => predict('slow', { input: [4, 5] })));
+    for (const a of answers) expect(a).to.include({ default: false }).and.to.have.deep.property('output', [9]);
+    expect((await schedulerTasks('slow')) - tasksBefore).to.equal(1);
+    expect((await cacheStats('slow')).coalesced - before.coalesced).to.equal(7);
+  });
+
+  it('cache - a query can bypass the cache', async () => {
+    const before = await cacheStats('sum');
+    const tasksBefore = await schedulerTasks('sum');
+    expect((await predict('calc', { input: [1, 2, 3], cache: false })).output).to.deep.equal([6]);
+    expect((await cacheStats('sum')).lookups).to.equal(before.lookups);
+    expect((await schedulerTasks('sum')) - tasksBefore).to.equal(1);
+  });
+
+  it('cache - a new model version never serves the old version\'s predictions', async () => {
+    expect((await predict('calc', { input: [10, 1] })).output).to.deep.equal([11]);
+    await eventually(async () => (await cacheStats('sum')).puts > 0, 5_000, 'a put');
+    await sys.admin.call('add_model', { model_name: 'sum', model_version: '2', input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', 'sum-times-two.mjs'), cache: { mode: 'exact' } });
+    await eventually(async () => JSON.stringify((await predict('calc', { input: [10, 1] })).output) === '[22]', 30_000, 'version 2');
+  });
+});
