@@ -174,16 +174,18 @@ export type ClosableSend = Send & { close(): void };
  * POSTs the same JSON body each time. 200 with `"default":false` is a model answer, 200 with
  * `"default":true` the default output, 429 and 503 a refusal, anything else an error.
  */
-export function httpSender(baseUrl: string, path: string, body: string, opts: HttpSenderOptions = {}): ClosableSend {
+export function httpSender(baseUrl: string, path: string, body: string | (() => string), opts: HttpSenderOptions = {}): ClosableSend {
   const url = new URL(path, baseUrl);
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.agentSockets ?? 256, scheduling: 'fifo' });
-  const payload = Buffer.from(body);
+  const fixed = typeof body === 'string' ? Buffer.from(body) : undefined;
   const timeoutMs = opts.timeoutMs ?? 10_000;
-  const request = {
-    host: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', agent,
-    headers: { 'Content-Type': 'application/json', 'Content-Length': payload.byteLength },
-  };
   const send = (): Promise<Outcome> => new Promise<Outcome>((resolve) => {
+    // A body function gives each request its own input (cache workloads).
+    const payload = fixed ?? Buffer.from((body as () => string)());
+    const request = {
+      host: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', agent,
+      headers: { 'Content-Type': 'application/json', 'Content-Length': payload.byteLength },
+    };
     let settled = false;
     const settle = (o: Outcome): void => {
       if (settled) return;

@@ -160,6 +160,8 @@ export interface CacheGet extends Task {
   model: string;
   version: string;
   key: string;
+  /** Approximate lookup: the model's LSH settings and tolerance. */
+  approx?: { metric: 'l2' | 'cosine'; tolerance: number; bits: number; tables: number; bucket_width: number; seed: number };
 }
 
 /** A worker's result for the cache, or the failure the waiting requesters should get. */
@@ -268,7 +270,15 @@ export type Endpoints = ReturnType<typeof endpoints>;
 export const cacheGetMessage = defineMessage<CacheGet>({
   type: 'object',
   required: ['v', 'query_id', 'deadline_unix_ms', 'input', 'model', 'version', 'key'],
-  properties: { v: version, query_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, input: tensorSchema, model: name, version: name, key: { type: 'string', maxLength: 64 } },
+  properties: {
+    v: version, query_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, input: tensorSchema, model: name, version: name, key: { type: 'string', maxLength: 64 },
+    approx: {
+      type: 'object',
+      required: ['metric', 'tolerance', 'bits', 'tables', 'bucket_width', 'seed'],
+      properties: { metric: { enum: ['l2', 'cosine'] }, tolerance: { type: 'number', minimum: 0 }, bits: { type: 'integer', minimum: 1, maximum: 64 }, tables: { type: 'integer', minimum: 1, maximum: 64 }, bucket_width: { type: 'number', exclusiveMinimum: 0 }, seed: { type: 'integer' } },
+      additionalProperties: false,
+    },
+  },
   additionalProperties: false,
 });
 

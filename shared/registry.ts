@@ -48,8 +48,21 @@ export interface BatchingConfig {
 
 /** Prediction caching of a model (per version; keys include the version). */
 export interface CacheConfig {
-  /** `exact` answers repeated inputs from the cache; `off` (default) always asks the model. */
-  mode?: 'off' | 'exact';
+  /**
+   * `exact` answers repeated inputs from the cache; `approx` also answers inputs within `tolerance`
+   * of a cached one (LSH candidates, nearest wins); `off` (default) always asks the model.
+   */
+  mode?: 'off' | 'exact' | 'approx';
+  /** Approximate mode: distance metric (default l2). */
+  metric?: 'l2' | 'cosine';
+  /** Approximate mode: largest distance at which a cached prediction is reused. */
+  tolerance?: number;
+  /** Approximate mode: LSH hash functions per table (default 4) and tables (default 12). */
+  bits?: number;
+  tables?: number;
+  /** Approximate mode, l2: projection bucket width (default 4 × tolerance). */
+  bucket_width?: number;
+  seed?: number;
 }
 
 /** One version of a model. `batch_size` -1 means adaptive. */

@@ -13,15 +13,27 @@ import { decode, encode } from '../../shared/codec.js';
 import { ClipperError, isErrorCode } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { publishError, reply, replyError } from '../../shared/nats.js';
-import { cacheGetMessage, cachePutMessage, PROTOCOL_VERSION, type Task } from '../../shared/protocol.js';
+import { cacheGetMessage, cachePutMessage, PROTOCOL_VERSION, type CacheGet, type Task } from '../../shared/protocol.js';
 import { Subjects } from '../../shared/subjects.js';
-import { checkTensor, type Tensor } from '../../shared/tensor.js';
+import { checkTensor, toTypedArray, type Tensor } from '../../shared/tensor.js';
 import { ClockCache } from './clock-cache.js';
+import { distance, LshSignature, type LshMetric } from './lsh-signature.js';
 import type { CacheConfig } from './types.js';
 
 interface Entry {
   input: Uint8Array;
   output: Tensor;
+  /** In an approximate index: its model version and LSH bucket keys, to unlink it on eviction. */
+  approx?: { index: string; keys: string[]; vector: Float32Array | Float64Array };
+}
+
+/** The LSH buckets of one model version in approximate mode. */
+interface ApproxIndex {
+  settings: string;
+  lsh: LshSignature;
+  metric: LshMetric;
+  tolerance: number;
+  buckets: Map<string, Set<string>>;
 }
 
 interface Waiting {
@@ -34,6 +46,8 @@ interface Waiting {
 interface ModelStats {
   lookups: number;
   hits: number;
+  /** Hits on a nearby (not identical) input, approximate mode. */
+  approx_hits: number;
   misses: number;
   coalesced: number;
   puts: number;
@@ -51,6 +65,7 @@ export class CacheActor implements Actor {
   private readonly subjects: Subjects;
   private readonly stores = new Map<number, ClockCache<Entry>>();
   private readonly pending = new Map<string, Waiting>();
+  private readonly approx = new Map<string, ApproxIndex>();
   private readonly stats = new Map<string, ModelStats>();
   private service?: Service;
   private sweeper?: NodeJS.Timeout;
@@ -70,7 +85,7 @@ export class CacheActor implements Actor {
       statsHandler: () => Promise.resolve(this.snapshot()),
     });
     for (const shard of this.ownedShards) {
-      this.stores.set(shard, new ClockCache<Entry>(this.config.budgetBytes));
+      this.stores.set(shard, new ClockCache<Entry>(this.config.budgetBytes, (key, entry) => this.unlink(key, entry)));
       const handler = (kind: 'get' | 'put') => (err: Error | null, msg: Msg) => {
         if (err) this.deps.log.error({ err }, 'endpoint error');
         else if (kind === 'get') this.onGet(shard, msg);
@@ -99,7 +114,7 @@ export class CacheActor implements Actor {
     const k = `${model}:${version}`;
     let s = this.stats.get(k);
     if (!s) {
-      s = { lookups: 0, hits: 0, misses: 0, coalesced: 0, puts: 0 };
+      s = { lookups: 0, hits: 0, approx_hits: 0, misses: 0, coalesced: 0, puts: 0 };
       this.stats.set(k, s);
     }
     return s;
@@ -122,6 +137,15 @@ export class CacheActor implements Actor {
       stats.hits++;
       reply(msg, { v: PROTOCOL_VERSION, output: entry.output });
       return;
+    }
+    if (get.approx) {
+      const near = this.nearest(shard, `${get.model}@${get.version}`, get.approx, get.input);
+      if (near) {
+        stats.hits++;
+        stats.approx_hits++;
+        reply(msg, { v: PROTOCOL_VERSION, output: near.output });
+        return;
+      }
     }
     stats.misses++;
     const waiting = this.pending.get(fullKey);
@@ -155,12 +179,77 @@ export class CacheActor implements Actor {
       checkTensor(put.output);
       this.statsFor(put.model, put.version).puts++;
       const bytes = put.input.data.byteLength + put.output.data.byteLength + ENTRY_OVERHEAD_BYTES;
-      this.stores.get(shard)?.set(fullKey, { input: put.input.data, output: put.output }, bytes);
+      const entry: Entry = { input: put.input.data, output: put.output };
+      const index = this.approx.get(`${put.model}@${put.version}`);
+      if (index && this.stores.get(shard)?.set(fullKey, entry, bytes)) this.link(fullKey, entry, `${put.model}@${put.version}`, index, put.input);
+      else this.stores.get(shard)?.set(fullKey, entry, bytes);
       for (const w of waiting?.waiters ?? []) this.deps.nc.publish(w, encode({ v: PROTOCOL_VERSION, output: put.output }));
     } else {
       const code = put.error && isErrorCode(put.error.code) ? put.error.code : 'CLIPPER_ERR_MODEL_FAILED';
       const err = ClipperError.fromWire(code, put.error?.cause);
       for (const w of waiting?.waiters ?? []) publishError(this.deps.nc, w, err);
+    }
+  }
+
+  /** The approximate index of a model version, (re)built when its settings change. */
+  private indexFor(name: string, settings: NonNullable<CacheGet['approx']>, dim: number): ApproxIndex {
+    const key = JSON.stringify({ ...settings, dim });
+    let index = this.approx.get(name);
+    if (!index || index.settings !== key) {
+      index = {
+        settings: key, metric: settings.metric, tolerance: settings.tolerance, buckets: new Map(),
+        lsh: new LshSignature({ metric: settings.metric, dim, bits: settings.bits, tables: settings.tables, seed: settings.seed, bucketWidth: settings.bucket_width }),
+      };
+      this.approx.set(name, index);
+    }
+    return index;
+  }
+
+  /** The cached entry nearest to `input` within the tolerance, among the LSH candidates. */
+  private nearest(shard: number, name: string, settings: NonNullable<CacheGet['approx']>, input: Tensor): Entry | undefined {
+    if (input.dtype !== 'FP32' && input.dtype !== 'FP64') return undefined;
+    const x = toTypedArray(input) as Float32Array | Float64Array;
+    const index = this.indexFor(name, settings, x.length);
+    const store = this.stores.get(shard)!;
+    let best: string | undefined;
+    let bestDistance = Infinity;
+    const seen = new Set<string>();
+    for (const bucket of index.lsh.keys(x)) {
+      for (const key of index.buckets.get(bucket) ?? []) {
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const entry = store.peek(key);
+        if (!entry?.approx) continue;
+        const d = distance(index.metric, x, entry.approx.vector);
+        if (d <= index.tolerance && d < bestDistance) {
+          best = key;
+          bestDistance = d;
+        }
+      }
+    }
+    return best === undefined ? undefined : store.get(best);
+  }
+
+  private link(fullKey: string, entry: Entry, name: string, index: ApproxIndex, input: Tensor): void {
+    if (input.dtype !== 'FP32' && input.dtype !== 'FP64') return;
+    const vector = toTypedArray(input) as Float32Array | Float64Array;
+    if (vector.length !== index.lsh.options.dim) return;
+    const keys = index.lsh.keys(vector);
+    entry.approx = { index: name, keys, vector };
+    for (const k of keys) {
+      let set = index.buckets.get(k);
+      if (!set) index.buckets.set(k, (set = new Set()));
+      set.add(fullKey);
+    }
+  }
+
+  private unlink(fullKey: string, entry: Entry): void {
+    if (!entry.approx) return;
+    const index = this.approx.get(entry.approx.index);
+    for (const k of entry.approx.keys) {
+      const set = index?.buckets.get(k);
+      set?.delete(fullKey);
+      if (set && set.size === 0) index!.buckets.delete(k);
     }
   }
 

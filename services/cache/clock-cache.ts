@@ -17,7 +17,7 @@ export class ClockCache<V> {
   private usedBytes = 0;
   private evicted = 0;
 
-  constructor(readonly budgetBytes: number) {
+  constructor(readonly budgetBytes: number, private readonly onEvict?: (key: string, value: V) => void) {
     if (!(budgetBytes > 0)) throw new RangeError(`budget must be positive, got ${budgetBytes}`);
   }
 
@@ -39,6 +39,11 @@ export class ClockCache<V> {
     if (!slot) return undefined;
     slot.referenced = true;
     return slot.value;
+  }
+
+  /** The value under `key` without marking it used (for scanning candidates). */
+  peek(key: string): V | undefined {
+    return this.index.get(key)?.value;
   }
 
   has(key: string): boolean {
@@ -90,6 +95,7 @@ export class ClockCache<V> {
           this.index.delete(slot.key);
           this.usedBytes -= slot.bytes;
           this.evicted++;
+          this.onEvict?.(slot.key, slot.value);
           this.hand++;
           this.compactIfSparse();
           return;

@@ -12,8 +12,8 @@ import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { bytesKey, shardOf } from '../../shared/hash.js';
 import { request, Requester } from '../../shared/nats.js';
-import { endpoints, PROTOCOL_VERSION, type PolicyAnswer, type PolicyQuery } from '../../shared/protocol.js';
-import type { AppRecord, PolicyName, RegistryView } from '../../shared/registry.js';
+import { endpoints, PROTOCOL_VERSION, type CacheGet, type PolicyAnswer, type PolicyQuery } from '../../shared/protocol.js';
+import type { AppRecord, CacheConfig, PolicyName, RegistryView } from '../../shared/registry.js';
 import type { Subjects } from '../../shared/subjects.js';
 import type { Tensor } from '../../shared/tensor.js';
 import { SinglePolicy } from './single-policy.js';
@@ -26,6 +26,15 @@ const POLICY_FACTORIES: Record<PolicyName, () => CorrectionPolicy> = {
 /** A new instance of the named policy. */
 export function createPolicy(name: PolicyName): CorrectionPolicy {
   return (POLICY_FACTORIES[name] ?? POLICY_FACTORIES.single)();
+}
+
+/** A model's approximate-cache settings with their defaults. */
+function approxSettings(c: CacheConfig): NonNullable<CacheGet['approx']> {
+  const tolerance = c.tolerance ?? 0;
+  return {
+    metric: c.metric ?? 'l2', tolerance, bits: c.bits ?? 4, tables: c.tables ?? 12,
+    bucket_width: c.bucket_width ?? Math.max(1e-6, 4 * tolerance), seed: c.seed ?? 1,
+  };
 }
 
 const statelessByName = new Map<PolicyName, boolean>();
@@ -110,12 +119,15 @@ export class QueryExecutor {
     const task = { v: PROTOCOL_VERSION, query_id: q.query_id, deadline_unix_ms: q.deadline_unix_ms, input: q.input };
     const opts = { noResponders: 'CLIPPER_ERR_MODEL_UNAVAILABLE', timeout: 'CLIPPER_ERR_QUERY_EXPIRED' } as const;
     const record = this.deps.view.model(m.name, m.version);
-    if (record?.cache?.mode === 'exact' && !q.no_cache) {
+    const cache = record?.cache;
+    if ((cache?.mode === 'exact' || cache?.mode === 'approx') && !q.no_cache) {
       // The cache forwards a miss to the scheduler with our reply subject: one leg, not a round trip.
       const key = bytesKey(q.input.data);
-      const shard = shardOf(`${m.name}@${m.version}:${key}`, this.deps.cacheShards ?? 1);
+      const approx = cache.mode === 'approx' ? approxSettings(cache) : undefined;
+      // Approximate lookups need every entry of the model version in one shard.
+      const shard = shardOf(approx ? `${m.name}@${m.version}` : `${m.name}@${m.version}:${key}`, this.deps.cacheShards ?? 1);
       try {
-        const res = await request(this.requester, this.deps.subjects.cacheGet(shard), { ...task, model: m.name, version: m.version, key }, this.ep.batch.response, {
+        const res = await request(this.requester, this.deps.subjects.cacheGet(shard), { ...task, model: m.name, version: m.version, key, ...(approx ? { approx } : {}) }, this.ep.batch.response, {
           ...opts, timeoutMs: q.deadline_unix_ms - Date.now(), noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE',
         });
         return res.output;

@@ -7,7 +7,7 @@ import { connect, type NatsConnection } from 'nats';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { fixture, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
 
-interface ModelStats { lookups: number; hits: number; misses: number; coalesced: number; puts: number }
+interface ModelStats { lookups: number; hits: number; approx_hits: number; misses: number; coalesced: number; puts: number }
 
 describe('prediction cache (real processes)', function () {
   this.timeout(120_000);
@@ -18,7 +18,7 @@ describe('prediction cache (real processes)', function () {
   const cacheStats = async (model: string, version = '1'): Promise<ModelStats> => {
     for await (const s of await nc.services.client().stats('clipper-cache')) {
       const models = (s.endpoints?.[0]?.data as { models: Record<string, ModelStats> } | undefined)?.models ?? {};
-      return models[`${model}:${version}`] ?? { lookups: 0, hits: 0, misses: 0, coalesced: 0, puts: 0 };
+      return models[`${model}:${version}`] ?? { lookups: 0, hits: 0, approx_hits: 0, misses: 0, coalesced: 0, puts: 0 };
     }
     throw new Error('no cache actor');
   };
@@ -32,12 +32,16 @@ describe('prediction cache (real processes)', function () {
 
   before(async () => {
     nats = await startTestNats();
-    sys = await startTestStack(nats);
+    // Three shards: keys spread over them, and every hit must still find its shard.
+    sys = await startTestStack(nats, { CLIPPER_CACHE_SHARDS: '3' });
     nc = await connect({ servers: nats.url });
     const js = (name: string, version: string, file: string) => sys.admin.call('add_model', { model_name: name, model_version: version, input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', file), cache: { mode: 'exact' } });
     await js('sum', '1', 'sum.mjs');
     await js('slow', '1', 'one-second.mjs');
+    await sys.admin.call('add_model', { model_name: 'near', model_version: '1', input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', 'sum.mjs'), cache: { mode: 'approx', metric: 'l2', tolerance: 0.5 } });
     await sys.admin.call('add_app', { name: 'calc', input_type: 'doubles', latency_slo_micros: 5_000_000, candidate_model_names: ['sum'] });
+    await sys.admin.call('add_app', { name: 'near', input_type: 'doubles', input_shape: [3], latency_slo_micros: 5_000_000, candidate_model_names: ['near'] });
+    await waitForModelAnswer(sys, 'near', { input: [0, 0, 0], cache: false });
     await sys.admin.call('add_app', { name: 'slow', input_type: 'doubles', latency_slo_micros: 10_000_000, candidate_model_names: ['slow'] });
     await waitForModelAnswer(sys, 'calc', { input: [0] });
     await waitForModelAnswer(sys, 'slow', { input: [0] });
@@ -68,6 +72,25 @@ describe('prediction cache (real processes)', function () {
     for (const a of answers) expect(a).to.include({ default: false }).and.to.have.deep.property('output', [9]);
     expect((await schedulerTasks('slow')) - tasksBefore).to.equal(1);
     expect((await cacheStats('slow')).coalesced - before.coalesced).to.equal(7);
+  });
+
+  it('cache - with three shards every repeated input hits', async () => {
+    const inputs = Array.from({ length: 12 }, (_, i) => [i, 100 + i]);
+    for (const input of inputs) await predict('calc', { input });
+    const before = await cacheStats('sum');
+    await eventually(async () => (await cacheStats('sum')).puts >= inputs.length, 5_000, 'the puts');
+    for (const input of inputs) expect((await predict('calc', { input })).output).to.deep.equal([input[0]! + input[1]!]);
+    expect((await cacheStats('sum')).hits - before.hits).to.equal(inputs.length);
+  });
+
+  it('cache - approximate mode answers a nearby input with the cached prediction, and a far one from the model', async () => {
+    expect((await predict('near', { input: [1, 2, 3] })).output).to.deep.equal([6]);
+    await eventually(async () => (await cacheStats('near')).puts >= 1, 5_000, 'the put');
+    // 0.1 away: within the tolerance, so the cached [6] comes back (the model would say 6.1).
+    expect((await predict('near', { input: [1.1, 2, 3] })).output).to.deep.equal([6]);
+    expect((await cacheStats('near')).approx_hits).to.equal(1);
+    // 2 away: evaluated.
+    expect((await predict('near', { input: [3, 2, 3] })).output).to.deep.equal([8]);
   });
 
   it('cache - a query can bypass the cache', async () => {
