@@ -11,6 +11,8 @@ import { runBatching } from './batching.js';
 import { runOverload } from './overload.js';
 import { writePlot, type PlotSpec } from './plot.js';
 import { runReplicas } from './replicas.js';
+import { runCache } from './cache.js';
+import { writeXyPlot, type XyPlotSpec } from './xy-plot.js';
 
 function positive(value: string): number {
   const n = Number(value);
@@ -31,13 +33,14 @@ function batchSize(value: string): number {
 }
 
 /** Writes the result (and its chart as SVG next to it, when given) and prints the JSON line. */
-function finish(name: string, result: Record<string, unknown>, plot?: PlotSpec): void {
+function finish(name: string, result: Record<string, unknown>, plot?: PlotSpec | { xy: XyPlotSpec }): void {
   const dir = path.join(PROJECT_ROOT, 'loadtest', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   if (plot) {
     const svg = file.replace(/\.json$/, '.svg');
-    writePlot(svg, plot);
+    if ('xy' in plot) writeXyPlot(svg, plot.xy);
+    else writePlot(svg, plot);
     result = { ...result, plot: path.relative(PROJECT_ROOT, svg) };
     process.stderr.write(`[bench] chart written to ${path.relative(PROJECT_ROOT, svg)}\n`);
   }
@@ -92,6 +95,17 @@ program
   .action(async (o: { step: number; startRate: number; factor: number; duration: number; sockets: number }) => {
     const { result, plot } = await runOverload({ stepS: o.step, startRate: o.startRate, factor: o.factor, overloadS: o.duration, sockets: o.sockets });
     finish('overload', result, plot);
+  });
+
+program
+  .command('cache')
+  .description('prediction cache: throughput at 0 % and 90 % repeats, hit and miss latency, approximate caching on noisy digits')
+  .option('--step <s>', 'seconds per load step', positiveNumber, 4)
+  .option('--start-rate <n>', 'first offered rate, requests/s', positiveNumber, 200)
+  .option('--tolerance <x>', 'approximate-cache tolerance (L2, 0..16 pixel scale)', positiveNumber, 7)
+  .action(async (o: { step: number; startRate: number; tolerance: number }) => {
+    const { result, plot } = await runCache({ stepS: o.step, startRate: o.startRate, tolerance: o.tolerance });
+    finish('cache', result, { xy: plot });
   });
 
 program.parseAsync().catch((err: unknown) => {

@@ -229,11 +229,11 @@ export interface NatsSenderOptions {
  * is a refusal when its code (or status 429/503) says so and an error otherwise; a msgpack answer
  * with `default: true` is the default output.
  */
-export function natsSender(nc: NatsConnection, subject: string, payload: Uint8Array, opts: NatsSenderOptions = {}): Send {
+export function natsSender(nc: NatsConnection, subject: string, payload: Uint8Array | (() => Uint8Array), opts: NatsSenderOptions = {}): Send {
   const timeout = opts.timeoutMs ?? 10_000;
   return async () => {
     try {
-      const msg = await nc.request(subject, payload, { timeout });
+      const msg = await nc.request(subject, typeof payload === 'function' ? payload() : payload, { timeout });
       const h = msg.headers;
       if (h) {
         const code = h.get(ERROR_CODE_HEADER);
