@@ -18,7 +18,7 @@ import { Subjects } from '../../shared/subjects.js';
 import { checkTensor, toTypedArray, type Tensor } from '../../shared/tensor.js';
 import { ClockCache } from './clock-cache.js';
 import { distance, LshSignature, type LshMetric } from './lsh-signature.js';
-import type { CacheConfig } from './types.js';
+import type { CacheActorConfig } from './types.js';
 
 interface Entry {
   input: Uint8Array;
@@ -70,7 +70,7 @@ export class CacheActor implements Actor {
   private service?: Service;
   private sweeper?: NodeJS.Timeout;
 
-  constructor(private readonly config: Readonly<CacheConfig>, private readonly deps: CacheDeps) {
+  constructor(private readonly config: Readonly<CacheActorConfig>, private readonly deps: CacheDeps) {
     this.subjects = new Subjects(config.prefix);
   }
 

@@ -4,10 +4,10 @@ import { runActor } from '../../shared/actor.js';
 import { commonFromEnv, loadConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/logging.js';
 import { connectNats } from '../../shared/nats.js';
-import { CacheActor, cacheConfigSchema, type CacheConfig } from './mod.js';
+import { CacheActor, cacheActorConfigSchema, type CacheActorConfig } from './mod.js';
 
 const { values } = parseArgs({ options: { shards: { type: 'string' }, own: { type: 'string' } } });
-const config = loadConfig<CacheConfig>(cacheConfigSchema, {
+const config = loadConfig<CacheActorConfig>(cacheActorConfigSchema, {
   ...commonFromEnv(),
   shards: values.shards ?? process.env.CLIPPER_CACHE_SHARDS,
   ownedShards: values.own ? values.own.split(',').map(Number) : undefined,

@@ -1,14 +1,14 @@
 import { commonConfigProperties, type CommonConfig } from '../../shared/config.js';
 
 /** Cache settings: the shard count C, the shards this process owns, and each shard's byte budget. */
-export interface CacheConfig extends CommonConfig {
+export interface CacheActorConfig extends CommonConfig {
   shards: number;
   /** Shards owned by this process; all of them when empty. */
   ownedShards: number[];
   budgetBytes: number;
 }
 
-export const cacheConfigSchema = {
+export const cacheActorConfigSchema = {
   type: 'object',
   properties: {
     ...commonConfigProperties,
