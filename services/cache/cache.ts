@@ -19,6 +19,7 @@ import { checkTensor, toTypedArray, type Tensor } from '../../shared/tensor.js';
 import { ClockCache } from './clock-cache.js';
 import { distance, LshSignature, type LshMetric } from './lsh-signature.js';
 import type { CacheActorConfig } from './types.js';
+import { ownedShards } from '../../shared/shards.js';
 
 interface Entry {
   input: Uint8Array;
@@ -75,8 +76,7 @@ export class CacheActor implements Actor {
   }
 
   get ownedShards(): number[] {
-    const all = Array.from({ length: this.config.shards }, (_, i) => i);
-    return this.config.ownedShards.length ? this.config.ownedShards.filter((s) => s < this.config.shards) : all;
+    return ownedShards(this.config.shards, this.config.ownedShards);
   }
 
   async start(): Promise<void> {

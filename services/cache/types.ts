@@ -1,4 +1,5 @@
 import { commonConfigProperties, type CommonConfig } from '../../shared/config.js';
+import { shardConfigProperties } from '../../shared/shards.js';
 
 /** Cache settings: the shard count C, the shards this process owns, and each shard's byte budget. */
 export interface CacheActorConfig extends CommonConfig {
@@ -12,8 +13,7 @@ export const cacheActorConfigSchema = {
   type: 'object',
   properties: {
     ...commonConfigProperties,
-    shards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
-    ownedShards: { type: 'array', items: { type: 'integer', minimum: 0 }, default: [] },
+    ...shardConfigProperties,
     budgetBytes: { type: 'integer', minimum: 1024, default: 64 * 1024 * 1024 },
   },
   additionalProperties: false,

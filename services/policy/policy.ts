@@ -13,6 +13,7 @@ import { Subjects } from '../../shared/subjects.js';
 import { initHash } from '../../shared/hash.js';
 import { QueryExecutor } from './executor.js';
 import type { PolicyConfig } from './types.js';
+import { ownedShards } from '../../shared/shards.js';
 
 export interface PolicyDeps {
   nc: NatsConnection;
@@ -35,8 +36,7 @@ export class PolicyActor implements Actor {
   }
 
   get ownedShards(): number[] {
-    const all = Array.from({ length: this.config.shards }, (_, i) => i);
-    return this.config.ownedShards.length ? this.config.ownedShards.filter((s) => s < this.config.shards) : all;
+    return ownedShards(this.config.shards, this.config.ownedShards);
   }
 
   async start(): Promise<void> {

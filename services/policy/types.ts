@@ -1,4 +1,5 @@
 import { commonConfigProperties, type CommonConfig } from '../../shared/config.js';
+import { shardConfigProperties } from '../../shared/shards.js';
 import type { Tensor } from '../../shared/tensor.js';
 
 /** Policy settings: the shard count P and the shards this process owns. */
@@ -14,8 +15,7 @@ export const policyConfigSchema = {
   type: 'object',
   properties: {
     ...commonConfigProperties,
-    shards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
-    ownedShards: { type: 'array', items: { type: 'integer', minimum: 0 }, default: [] },
+    ...shardConfigProperties,
     cacheShards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
   },
   additionalProperties: false,
