@@ -162,19 +162,26 @@ export const DEMO = {
   app: { name: 'digits', input_type: 'floats', input_shape: [64], default_output: '-1', latency_slo_micros: 100_000, policy: 'single' },
 } as const;
 
+/**
+ * Polls `POST /<app>/predict` with a JSON `body` until the answer comes from a model (not the
+ * default output) and returns it; models take a moment to load after they are registered.
+ */
+export async function waitForModelAnswer(ingressUrl: string, app: string, body: string, timeoutMs = 60_000, hint = ''): Promise<Record<string, unknown>> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`${ingressUrl}/${app}/predict`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body })
+      .then((r) => r.json() as Promise<Record<string, unknown>>, () => undefined);
+    if (res?.default === false) return res;
+    if (Date.now() > until) throw new Error(`app ${app} gave no model answer within ${timeoutMs} ms: ${JSON.stringify(res)}${hint}`);
+    await sleep(100);
+  }
+}
+
 /** Registers the demo app (idempotent) and waits until it answers from the model. */
 export async function registerDemo(stack: Stack, timeoutMs = 60_000): Promise<void> {
   const admin = new AdminClient(stack.adminUrl, stack.adminToken);
   await admin.ensure('add_model', DEMO.model);
   await admin.ensure('add_app', DEMO.app);
   await admin.call('add_model_links', { app_name: DEMO.app.name, model_names: [DEMO.model.model_name] });
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await fetch(`${stack.ingressUrl}/digits/predict`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ input: new Array(64).fill(0) }),
-    }).then((r) => r.json() as Promise<{ default?: boolean }>, () => undefined);
-    if (res && res.default === false) return;
-    if (Date.now() > until) throw new Error(`demo app did not answer from its model within ${timeoutMs} ms; see ${stack.logDir}`);
-    await sleep(200);
-  }
+  await waitForModelAnswer(stack.ingressUrl, DEMO.app.name, JSON.stringify({ input: new Array(64).fill(0) }), timeoutMs, `; see ${stack.logDir}`);
 }

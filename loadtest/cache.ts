@@ -16,6 +16,7 @@ import * as ort from 'onnxruntime-node';
 import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { loadDigits } from '../infra/models/digits-data.js';
 import { distance, LshSignature } from '../services/cache/lsh-signature.js';
+import { serviceStats } from '../shared/nats.js';
 import { PROJECT_ROOT } from '../shared/process.js';
 import { gaussian, mulberry32 } from '../shared/random.js';
 import { cleanupOnce, progress, startSystem, type BenchSystem } from './harness.js';
@@ -37,11 +38,8 @@ export interface CacheBenchOptions {
 interface Stats { lookups: number; hits: number; approx_hits: number }
 
 async function cacheStats(nc: NatsConnection, key: string): Promise<Stats> {
-  for await (const s of await nc.services.client().stats('clipper-cache')) {
-    const models = (s.endpoints?.[0]?.data as { models?: Record<string, Stats> } | undefined)?.models ?? {};
-    return models[key] ?? { lookups: 0, hits: 0, approx_hits: 0 };
-  }
-  return { lookups: 0, hits: 0, approx_hits: 0 };
+  const data = await serviceStats<{ models?: Record<string, Stats> }>(nc, 'clipper-cache');
+  return data?.models?.[key] ?? { lookups: 0, hits: 0, approx_hits: 0 };
 }
 
 const tensorPayload = (values: Float32Array, extra: Record<string, unknown> = {}): Uint8Array =>

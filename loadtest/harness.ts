@@ -4,8 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AdminClient } from '../cli/admin-client.js';
-import { freePort, Stack } from '../cli/stack.js';
-import { sleep } from '../shared/actor.js';
+import { connect } from 'nats';
+import { freePort, Stack, waitForModelAnswer } from '../cli/stack.js';
+import { serviceStats } from '../shared/nats.js';
 import { DIST_ROOT } from '../shared/process.js';
 
 export const progress = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
@@ -32,13 +33,7 @@ export async function startSystem(env: Record<string, string> = {}): Promise<Ben
 
 /** Polls until the app answers from a model rather than with its default output. */
 export async function waitForApp(system: BenchSystem, app: string, body: string, timeoutMs = 60_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await fetch(`${system.stack.ingressUrl}/${app}/predict`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body }).then((r) => r.json() as Promise<{ default?: boolean }>, () => undefined);
-    if (res?.default === false) return;
-    if (Date.now() > until) throw new Error(`app ${app} did not answer from its model in ${timeoutMs} ms`);
-    await sleep(100);
-  }
+  await waitForModelAnswer(system.stack.ingressUrl, app, body, timeoutMs);
 }
 
 export interface Peer {
@@ -96,13 +91,9 @@ export function loadBeforeBench(): number {
 
 /** The scheduler's counters (tasks, batches, expired, rejected, re-queued) from its NATS service stats. */
 export async function schedulerStats(system: BenchSystem, model: string): Promise<Record<string, unknown> | undefined> {
-  const { connect } = await import('nats');
   const nc = await connect({ servers: system.stack.natsUrl });
   try {
-    for await (const s of await nc.services.client().stats('clipper-scheduler')) {
-      if (s.metadata?.model === model) return s.endpoints?.[0]?.data as Record<string, unknown>;
-    }
-    return undefined;
+    return await serviceStats<Record<string, unknown>>(nc, 'clipper-scheduler', (md) => md.model === model);
   } finally {
     await nc.close();
   }

@@ -68,6 +68,17 @@ export function publishError(nc: NatsConnection, subject: string, error: unknown
   nc.publish(subject, encode({ v: PROTOCOL_VERSION, ...err.toJson() }), { headers: errorHeaders(err) });
 }
 
+/**
+ * The stats data (`$SRV.STATS`, first endpoint) of the first instance of a NATS service whose
+ * metadata passes `match`: a scheduler's queue counters, the cache's hit counters.
+ */
+export async function serviceStats<T>(nc: NatsConnection, service: string, match: (metadata: Record<string, string>) => boolean = () => true): Promise<T | undefined> {
+  for await (const s of await nc.services.client().stats(service)) {
+    if (match(s.metadata ?? {})) return s.endpoints?.[0]?.data as T | undefined;
+  }
+  return undefined;
+}
+
 /** Rebuilds the typed error a reply carries, if it carries one. */
 export function errorFromReply(msg: Msg): ClipperError | undefined {
   const h = msg.headers;

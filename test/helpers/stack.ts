@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from '../../cli/admin-client.js';
-import { freePort, Stack } from '../../cli/stack.js';
+import { freePort, Stack, waitForModelAnswer as waitForIngressAnswer } from '../../cli/stack.js';
 import { PROJECT_ROOT } from '../../shared/process.js';
 import type { TestNats } from './nats.js';
 
@@ -41,12 +41,11 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
 }
 
 /** Polls the app until a query is answered by a model (not the default output); returns that answer. */
-export async function waitForModelAnswer(s: TestStack, app: string, body: unknown, timeoutMs = 30_000): Promise<Record<string, unknown>> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await postJson(`${s.stack.ingressUrl}/${app}/predict`, body).catch(() => undefined);
-    if (res?.status === 200 && res.body.default === false) return res.body;
-    if (Date.now() > until) throw new Error(`app ${app} gave no model answer within ${timeoutMs} ms: ${JSON.stringify(res?.body)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+export function waitForModelAnswer(s: TestStack, app: string, body: unknown, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+  return waitForIngressAnswer(s.stack.ingressUrl, app, JSON.stringify(body), timeoutMs);
+}
+
+/** Registers one of the test fixture models (`test/fixtures/models/<file>`) as a `doubles` JS model. */
+export function addJsModel(s: TestStack, name: string, file: string, extra: Record<string, unknown> = {}, version = '1'): Promise<unknown> {
+  return s.admin.call('add_model', { model_name: name, model_version: version, input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', file), ...extra });
 }

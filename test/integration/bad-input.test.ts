@@ -8,7 +8,7 @@ import { connect, headers, type NatsConnection } from 'nats';
 import { registerDemo } from '../../cli/stack.js';
 import { ERROR_CODE_HEADER, ERROR_STATUS_HEADER } from '../../shared/errors.js';
 import { startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
-import { fixture, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
+import { postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack, addJsModel } from '../helpers/stack.js';
 
 const msgpack = new Packr({ useRecords: false });
 const row = (n = 64): number[] => Array.from({ length: n }, (_, i) => i % 17);
@@ -62,7 +62,7 @@ describe('bad input (real processes)', function () {
     nats = await startTestNats();
     sys = await startTestStack(nats);
     await registerDemo(sys.stack);
-    await sys.admin.call('add_model', { model_name: 'sum', model_version: '1', input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', 'sum.mjs') });
+    await addJsModel(sys, 'sum', 'sum.mjs');
     await sys.admin.call('add_app', { name: 'sum', input_type: 'doubles', latency_slo_micros: 1_000_000, candidate_model_names: ['sum'] });
     await waitForModelAnswer(sys, 'sum', { input: [1] });
     nc = await connect({ servers: nats.url });

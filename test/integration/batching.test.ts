@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { Packr } from 'msgpackr';
 import { connect, type NatsConnection } from 'nats';
 import { ERROR_CODE_HEADER } from '../../shared/errors.js';
+import { serviceStats } from '../../shared/nats.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { fixture, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
 
@@ -21,10 +22,9 @@ describe('replicas and overload (real processes)', function () {
   let nc: NatsConnection;
 
   const schedulerStats = async (model: string): Promise<SchedulerStats> => {
-    for await (const s of await nc.services.client().stats('clipper-scheduler')) {
-      if (s.metadata?.model === model) return s.endpoints?.[0]?.data as SchedulerStats;
-    }
-    throw new Error(`no scheduler for ${model}`);
+    const data = await serviceStats<SchedulerStats>(nc, 'clipper-scheduler', (md) => md.model === model);
+    if (!data) throw new Error(`no scheduler for ${model}`);
+    return data;
   };
   const agentProcesses = async () => msgpack.unpack((await nc.request('clipper.agent.local.processes', new Uint8Array(0), { timeout: 2_000 })).data) as { key: string; pid: number; running: boolean }[];
 

@@ -4,8 +4,9 @@
  */
 import { expect } from 'chai';
 import { connect, type NatsConnection } from 'nats';
+import { serviceStats } from '../../shared/nats.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
-import { fixture, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
+import { postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack, addJsModel } from '../helpers/stack.js';
 
 interface ModelStats { lookups: number; hits: number; approx_hits: number; misses: number; coalesced: number; puts: number }
 
@@ -16,17 +17,14 @@ describe('prediction cache (real processes)', function () {
   let nc: NatsConnection;
 
   const cacheStats = async (model: string, version = '1'): Promise<ModelStats> => {
-    for await (const s of await nc.services.client().stats('clipper-cache')) {
-      const models = (s.endpoints?.[0]?.data as { models: Record<string, ModelStats> } | undefined)?.models ?? {};
-      return models[`${model}:${version}`] ?? { lookups: 0, hits: 0, approx_hits: 0, misses: 0, coalesced: 0, puts: 0 };
-    }
-    throw new Error('no cache actor');
+    const data = await serviceStats<{ models: Record<string, ModelStats> }>(nc, 'clipper-cache');
+    if (!data) throw new Error('no cache actor');
+    return data.models[`${model}:${version}`] ?? { lookups: 0, hits: 0, approx_hits: 0, misses: 0, coalesced: 0, puts: 0 };
   };
   const schedulerTasks = async (model: string): Promise<number> => {
-    for await (const s of await nc.services.client().stats('clipper-scheduler')) {
-      if (s.metadata?.model === model) return (s.endpoints?.[0]?.data as { tasks: number }).tasks;
-    }
-    throw new Error(`no scheduler for ${model}`);
+    const data = await serviceStats<{ tasks: number }>(nc, 'clipper-scheduler', (md) => md.model === model);
+    if (!data) throw new Error(`no scheduler for ${model}`);
+    return data.tasks;
   };
   const predict = async (app: string, body: Record<string, unknown>) => (await postJson(`${sys.stack.ingressUrl}/${app}/predict`, body)).body;
 
@@ -35,10 +33,10 @@ describe('prediction cache (real processes)', function () {
     // Three shards: keys spread over them, and every hit must still find its shard.
     sys = await startTestStack(nats, { CLIPPER_CACHE_SHARDS: '3' });
     nc = await connect({ servers: nats.url });
-    const js = (name: string, version: string, file: string) => sys.admin.call('add_model', { model_name: name, model_version: version, input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', file), cache: { mode: 'exact' } });
-    await js('sum', '1', 'sum.mjs');
-    await js('slow', '1', 'one-second.mjs');
-    await sys.admin.call('add_model', { model_name: 'near', model_version: '1', input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', 'sum.mjs'), cache: { mode: 'approx', metric: 'l2', tolerance: 0.5 } });
+    const exact = { cache: { mode: 'exact' } };
+    await addJsModel(sys, 'sum', 'sum.mjs', exact);
+    await addJsModel(sys, 'slow', 'one-second.mjs', exact);
+    await addJsModel(sys, 'near', 'sum.mjs', { cache: { mode: 'approx', metric: 'l2', tolerance: 0.5 } });
     await sys.admin.call('add_app', { name: 'calc', input_type: 'doubles', latency_slo_micros: 5_000_000, candidate_model_names: ['sum'] });
     await sys.admin.call('add_app', { name: 'near', input_type: 'doubles', input_shape: [3], latency_slo_micros: 5_000_000, candidate_model_names: ['near'] });
     await waitForModelAnswer(sys, 'near', { input: [0, 0, 0], cache: false });
@@ -104,7 +102,7 @@ describe('prediction cache (real processes)', function () {
   it('cache - a new model version never serves the old version\'s predictions', async () => {
     expect((await predict('calc', { input: [10, 1] })).output).to.deep.equal([11]);
     await eventually(async () => (await cacheStats('sum')).puts > 0, 5_000, 'a put');
-    await sys.admin.call('add_model', { model_name: 'sum', model_version: '2', input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', 'sum-times-two.mjs'), cache: { mode: 'exact' } });
+    await addJsModel(sys, 'sum', 'sum-times-two.mjs', { cache: { mode: 'exact' } }, '2');
     await eventually(async () => JSON.stringify((await predict('calc', { input: [10, 1] })).output) === '[22]', 30_000, 'version 2');
   });
 });

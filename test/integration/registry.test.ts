@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { expect } from 'chai';
 import { startTestNats, stopTestNats, eventually, type TestNats } from '../helpers/nats.js';
-import { fixture, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
+import { postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack, addJsModel } from '../helpers/stack.js';
 
 describe('registry (real processes)', function () {
   this.timeout(180_000);
@@ -26,7 +26,7 @@ describe('registry (real processes)', function () {
     sys = await startTestStack(nats);
     const before = pids(sys);
 
-    await sys.admin.call('add_model', { model_name: 'sum', model_version: '1', input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', 'sum.mjs') });
+    await addJsModel(sys, 'sum', 'sum.mjs');
     await sys.admin.call('add_app', { name: 'calc', input_type: 'doubles', default_output: 'none', latency_slo_micros: 1_000_000 });
     // An app with no links answers with its default output and says why.
     const unlinked = await eventually(async () => {
@@ -40,7 +40,7 @@ describe('registry (real processes)', function () {
     expect((await waitForModelAnswer(sys, 'calc', { input: [1, 2, 3] })).output).to.deep.equal([6]);
 
     // A new version becomes current (Clipper's add_model) and is served with no restart.
-    await sys.admin.call('add_model', { model_name: 'sum', model_version: '2', input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', 'sum-times-two.mjs') });
+    await addJsModel(sys, 'sum', 'sum-times-two.mjs', {}, '2');
     await eventually(async () => JSON.stringify((await predictSum(sys!, 'calc')).output) === '[12]', 30_000, 'version 2 to serve');
     expect((await predictSum(sys, 'calc', { version: '2' })).output).to.deep.equal([12]);
     const model = await sys.admin.call<{ is_current_version: boolean }>('get_model', { model_name: 'sum', model_version: '2' });

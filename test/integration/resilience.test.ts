@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { Packr } from 'msgpackr';
 import { connect, type NatsConnection } from 'nats';
 import { startTestNats, stopTestNats, eventually, type TestNats } from '../helpers/nats.js';
-import { fixture, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
+import { postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack, addJsModel } from '../helpers/stack.js';
 
 const msgpack = new Packr({ useRecords: false });
 
@@ -20,10 +20,9 @@ describe('resilience (real processes)', function () {
     nats = await startTestNats();
     sys = await startTestStack(nats);
     nc = await connect({ servers: nats.url });
-    const js = (name: string, file: string) => sys.admin.call('add_model', { model_name: name, model_version: '1', input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', file) });
-    await js('slow', 'slow.mjs');
-    await js('broken', 'broken.mjs');
-    await js('sum', 'sum.mjs');
+    await addJsModel(sys, 'slow', 'slow.mjs');
+    await addJsModel(sys, 'broken', 'broken.mjs');
+    await addJsModel(sys, 'sum', 'sum.mjs');
     await sys.admin.call('add_app', { name: 'straggler', input_type: 'doubles', default_output: 'fallback', latency_slo_micros: 20_000, candidate_model_names: ['slow'] });
     await sys.admin.call('add_app', { name: 'failing', input_type: 'doubles', default_output: 'fallback', latency_slo_micros: 500_000, candidate_model_names: ['broken'] });
     await sys.admin.call('add_app', { name: 'calc', input_type: 'doubles', latency_slo_micros: 500_000, candidate_model_names: ['sum'] });
