@@ -15,6 +15,7 @@ import { connect, type NatsConnection } from 'nats';
 import * as ort from 'onnxruntime-node';
 import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { loadDigits } from '../infra/models/digits-data.js';
+import { argmax } from '../infra/models/mlp.js';
 import { distance, LshSignature } from '../services/cache/lsh-signature.js';
 import { serviceStats } from '../shared/nats.js';
 import { PROJECT_ROOT } from '../shared/process.js';
@@ -44,12 +45,6 @@ async function cacheStats(nc: NatsConnection, key: string): Promise<Stats> {
 
 const tensorPayload = (values: Float32Array, extra: Record<string, unknown> = {}): Uint8Array =>
   msgpack.pack({ input: { dtype: 'FP32', shape: [values.length], data: new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)) }, ...extra });
-
-const argmax = (xs: ArrayLike<number>): number => {
-  let best = 0;
-  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
-  return best;
-};
 
 async function answer(nc: NatsConnection, subject: string, payload: Uint8Array): Promise<Float32Array> {
   const msg = await nc.request(subject, payload, { timeout: 10_000 });
