@@ -97,7 +97,8 @@ export class QueryExecutor {
     const outputs = new Map<string, Tensor>();
     const failures: string[] = [];
     let overloaded: ClipperError | undefined;
-    await Promise.all(policy.select(ctx).map(async (m) => {
+    const selected = policy.select(ctx, null, Math.random);
+    await Promise.all(selected.map(async (m) => {
       try {
         outputs.set(modelKey(m), await this.evaluate(m, q));
       } catch (err) {
@@ -107,7 +108,7 @@ export class QueryExecutor {
         this.deps.log.debug({ queryId: q.query_id, model: modelKey(m), code: e.code }, 'model did not answer');
       }
     }));
-    const combined = policy.combine(ctx, outputs);
+    const combined = policy.combine(ctx, null, selected, outputs);
     // Overload is answered by early rejection (retryable), not by a default output.
     if (!combined && overloaded && outputs.size === 0) throw overloaded;
     if (!combined) return this.fallback(q, app, failures.join('; ') || 'no model answered before the deadline');

@@ -43,7 +43,7 @@ describe('policy', () => {
     const out = fromNumbers('FP32', [0.9, 0.1]);
     const other = fromNumbers('FP32', [0.2, 0.8]);
     const outputs = new Map<string, Tensor>([['a:1', out], ['b:2', other]]);
-    const combined = new SinglePolicy().combine(ctx([a1, b2]), outputs);
+    const combined = new SinglePolicy().combine(ctx([a1, b2]), null, [a1], outputs);
     expect(combined).to.not.equal(undefined);
     expect(combined!.output).to.equal(out);
     expect(combined!.models).to.deep.equal(['a:1']);
@@ -52,11 +52,11 @@ describe('policy', () => {
   it('policy - single combine is undefined when the first model\'s output is missing', () => {
     const p = new SinglePolicy();
     const other = fromNumbers('FP32', [1]);
-    expect(p.combine(ctx([a1, b2]), new Map([['b:2', other]]))).to.equal(undefined);
-    expect(p.combine(ctx([a1]), new Map())).to.equal(undefined);
-    expect(p.combine(ctx([]), new Map([['a:1', other]]))).to.equal(undefined);
+    expect(p.combine(ctx([a1, b2]), null, [], new Map([['b:2', other]]))).to.equal(undefined);
+    expect(p.combine(ctx([a1]), null, [], new Map())).to.equal(undefined);
+    expect(p.combine(ctx([]), null, [], new Map([['a:1', other]]))).to.equal(undefined);
     // a different version of the same model does not count
-    expect(p.combine(ctx([a1]), new Map([['a:2', other]]))).to.equal(undefined);
+    expect(p.combine(ctx([a1]), null, [], new Map([['a:2', other]]))).to.equal(undefined);
   });
 
   it('policy - single selects exactly the model whose output it combines, for any links', () => {
@@ -67,7 +67,7 @@ describe('policy', () => {
         const c = ctx(models);
         const selected = p.select(c);
         const outputs = new Map(selected.map((m) => [modelKey(m), fromNumbers('INT32', [1])]));
-        const combined = p.combine(c, outputs);
+        const combined = p.combine(c, null, selected, outputs);
         if (models.length === 0) {
           expect(combined).to.equal(undefined);
         } else {
