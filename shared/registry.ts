@@ -16,7 +16,7 @@ import type { InputType } from './tensor.js';
 import type { Subjects } from './subjects.js';
 import type { Logger } from './logging.js';
 
-export const POLICIES = ['single'] as const;
+export const POLICIES = ['single', 'exp3', 'exp4'] as const;
 export type PolicyName = (typeof POLICIES)[number];
 export const WRAPPERS = ['onnx', 'js'] as const;
 export type WrapperKind = (typeof WRAPPERS)[number];

@@ -1,4 +1,10 @@
 export { PolicyActor, type PolicyDeps } from './policy.js';
 export { QueryExecutor, createPolicy, isStatelessPolicy, type ExecutorDeps } from './executor.js';
 export { SinglePolicy } from './single-policy.js';
+export { Exp3Policy, EXP3_DEFAULTS, type Exp3Options, type Exp3State, type LogWeightState } from './exp3-policy.js';
+export { Exp4Policy, EXP4_DEFAULTS, type Exp4Options, type Exp4State } from './exp4-policy.js';
+export { combineOutputs, type CombineOptions } from './combine.js';
+export { isClassification, predictionLoss, type LossOptions } from './losses.js';
+export { ExpectedOutputTracker, type ExpectedOutputOptions, type ExpectedOutputsJSON } from './expected-outputs.js';
+export { PolicyStateStore, type AppStateSnapshot } from './state-store.js';
 export { policyConfigSchema, modelKey, type PolicyConfig, type CorrectionPolicy, type ModelRef, type PolicyContext } from './types.js';

@@ -1,0 +1,60 @@
+/**
+ * Graceful degradation for policies that ask several models (Clipper §5: the correction layer decides
+ * what to drop under overload). Per app, a fan-out limit k over the policy's selection, which comes
+ * most valuable first: when a query meets an overloaded model (its scheduler refused the task),
+ * k shrinks by one, so the lowest-weight model is no longer asked; after `recoverAfter` queries in
+ * a row without overload it grows by one again, probing whether the dropped model can be afforded.
+ * The app keeps answering within its SLO, from fewer models, at somewhat lower accuracy.
+ */
+import type { ModelRef } from './types.js';
+
+export interface FanOutLimiterOptions {
+  /** Clean queries in a row before one more model is asked again (default 200). */
+  recoverAfter?: number;
+}
+
+interface AppLimit {
+  /** Models asked at most; Infinity when unlimited. */
+  k: number;
+  clean: number;
+}
+
+export class FanOutLimiter {
+  private readonly apps = new Map<string, AppLimit>();
+  private readonly recoverAfter: number;
+
+  constructor(opts: FanOutLimiterOptions = {}) {
+    this.recoverAfter = opts.recoverAfter ?? 200;
+  }
+
+  /** The prefix of `selected` to ask now (always at least the first model). */
+  limit(app: string, selected: ModelRef[]): ModelRef[] {
+    const k = this.apps.get(app)?.k ?? Infinity;
+    return selected.length > k ? selected.slice(0, Math.max(1, k)) : selected;
+  }
+
+  /** Records how a query went: `asked` models of the `wanted` the policy selected. */
+  record(app: string, asked: number, wanted: number, overloaded: boolean): void {
+    let a = this.apps.get(app);
+    if (!a) {
+      if (!overloaded) return;
+      a = { k: Infinity, clean: 0 };
+      this.apps.set(app, a);
+    }
+    if (overloaded) {
+      a.k = Math.max(1, Math.min(a.k, asked) - 1);
+      a.clean = 0;
+      return;
+    }
+    if (++a.clean >= this.recoverAfter) {
+      a.clean = 0;
+      a.k = a.k + 1;
+      if (a.k >= wanted) this.apps.delete(app);
+    }
+  }
+
+  /** The current limit for an app (Infinity when unlimited). */
+  current(app: string): number {
+    return this.apps.get(app)?.k ?? Infinity;
+  }
+}
