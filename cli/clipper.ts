@@ -3,9 +3,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { connect } from 'nats';
+import { connect, createInbox, type NatsConnection } from 'nats';
 import { decode, encode } from '../shared/codec.js';
 import { ClipperError } from '../shared/errors.js';
+import { countMessages } from '../shared/feedback-stream.js';
+import { errorFromReply } from '../shared/nats.js';
+import { policyControlReplyMessage, PROTOCOL_VERSION, replayProgressMessage, type PolicyControlReply, type PolicyControlRequest, type ReplayProgress } from '../shared/protocol.js';
 import { Subjects } from '../shared/subjects.js';
 import { toJsonValue, type Tensor } from '../shared/tensor.js';
 import { NATS_INSTALL_HINT } from '../shared/nats-server.js';
@@ -184,6 +187,129 @@ program.command('app <name>').description('show one application').action(async (
 program.command('models').description('list model versions').option('-v, --verbose', 'full records').action(async (o: { verbose?: boolean }) => print(await admin().call('get_all_models', { verbose: !!o.verbose })));
 program.command('model <name> <version>').description('show one model version').action(async (name: string, version: string) => print(await admin().call('get_model', { model_name: name, model_version: version })));
 program.command('linked <app>').description('models linked to an application').action(async (app: string) => print(await admin().call('get_linked_models', { app_name: app })));
+
+// ---- feedback: stats and replay of the policy shards' learned state ---------------------------------
+
+interface NatsCliOptions { nats?: string; prefix: string }
+
+const natsOptions = (c: Command): Command => c
+  .option('--nats <url>', 'NATS server', process.env.NATS_URL ?? 'nats://127.0.0.1:4222')
+  .option('--prefix <prefix>', 'subject prefix', process.env.CLIPPER_PREFIX ?? 'clipper');
+
+/** The policy shards owned by running policy processes of this deployment. */
+async function ownedPolicyShards(nc: NatsConnection, prefix: string): Promise<number[]> {
+  const owned = new Set<number>();
+  for await (const info of await nc.services.client().info('clipper-policy')) {
+    if ((info.metadata?.prefix ?? prefix) !== prefix) continue;
+    for (const s of (info.metadata?.owned ?? '').split(',')) if (s !== '') owned.add(Number(s));
+  }
+  if (owned.size === 0) throw new Error('no policy process answers (is the stack running, with this --prefix?)');
+  return [...owned].sort((a, b) => a - b);
+}
+
+async function controlRequest(nc: NatsConnection, subjects: Subjects, shard: number, req: PolicyControlRequest, timeoutMs: number): Promise<PolicyControlReply> {
+  const msg = await nc.request(subjects.policyControl(shard), encode(req), { timeout: timeoutMs });
+  const failure = errorFromReply(msg);
+  if (failure) throw failure;
+  return policyControlReplyMessage.parse(decode(msg.data));
+}
+
+const feedback = program.command('feedback').description('the feedback path: learned state per policy shard, and replay');
+
+natsOptions(feedback.command('stats'))
+  .description('observations stored, applied and pending for an app, per policy shard')
+  .requiredOption('--app <app>', 'application')
+  .option('--state', 'include each shard\'s policy state (weights)')
+  .action(async (o: NatsCliOptions & { app: string; state?: boolean }) => {
+    const subjects = new Subjects(o.prefix);
+    const nc = await connect({ servers: o.nats });
+    try {
+      const jsm = await nc.jetstreamManager();
+      const shards: Record<string, unknown>[] = [];
+      for await (const s of await nc.services.client().stats('clipper-policy')) {
+        if ((s.metadata?.prefix ?? o.prefix) !== o.prefix) continue;
+        const data = s.endpoints?.[0]?.data as { feedback?: Record<string, { shard: number; apps: Record<string, { applied: number; feedback_seq: number }>; lag: number; last_feedback_seq: number; snapshots: number; replaying: boolean } | null> } | undefined;
+        for (const st of Object.values(data?.feedback ?? {})) {
+          if (!st) continue;
+          const a = st.apps[o.app] ?? { applied: 0, feedback_seq: 0 };
+          const row: Record<string, unknown> = { shard: st.shard, applied: a.applied, feedback_seq: a.feedback_seq, lag: st.lag, last_feedback_seq: st.last_feedback_seq, snapshots: st.snapshots, replaying: st.replaying };
+          if (o.state) row.state = (await controlRequest(nc, subjects, st.shard, { v: PROTOCOL_VERSION, op: 'state', app: o.app }, 10_000)).state ?? null;
+          shards.push(row);
+        }
+      }
+      shards.sort((a, b) => (a.shard as number) - (b.shard as number));
+      print({
+        app: o.app,
+        stored: await countMessages(jsm, subjects.feedbackStream(), subjects.feedbackRecords(undefined, o.app)),
+        outcomes: await countMessages(jsm, subjects.outcomeStream(), subjects.outcomes(undefined, o.app)),
+        applied: shards.reduce((n, r) => n + (r.applied as number), 0),
+        lag: shards.reduce((n, r) => n + (r.lag as number), 0),
+        shards,
+      });
+    } finally {
+      await nc.close();
+    }
+  });
+
+natsOptions(feedback.command('replay'))
+  .description('reset an app\'s learned state and re-apply its stored outcomes (no model evaluation), in the owning policy processes')
+  .requiredOption('--app <app>', 'application')
+  .option('--from <seq|time>', 'only observations from this feedback sequence (the number in a feedback_id) or ISO time on')
+  .option('--timeout <ms>', 'give up after this long', int, 600_000)
+  .action(async (o: NatsCliOptions & { app: string; from?: string; timeout: number }) => {
+    const subjects = new Subjects(o.prefix);
+    const req: PolicyControlRequest = { v: PROTOCOL_VERSION, op: 'replay', app: o.app };
+    if (o.from !== undefined) {
+      if (/^\d+$/.test(o.from)) req.from_seq = Number(o.from);
+      else if (Number.isFinite(Date.parse(o.from))) req.from_unix_ms = Date.parse(o.from);
+      else throw new InvalidArgumentError(`--from ${o.from}: neither a sequence number nor an ISO time`);
+    }
+    const nc = await connect({ servers: o.nats });
+    try {
+      const shards = await ownedPolicyShards(nc, o.prefix);
+      const jsm = await nc.jetstreamManager();
+      const stored = await countMessages(jsm, subjects.outcomeStream(), subjects.outcomes(undefined, o.app));
+      const progress = new Map<number, ReplayProgress>();
+      const inbox = createInbox();
+      const sub = nc.subscribe(inbox, {
+        callback: (_e, m) => {
+          try {
+            const p = replayProgressMessage.parse(decode(m.data));
+            progress.set(p.shard, p);
+          } catch {
+            // a malformed progress message only costs a progress line
+          }
+        },
+      });
+      const started = Date.now();
+      const show = (): void => {
+        let processed = 0;
+        let total = 0;
+        for (const shard of shards) {
+          processed += progress.get(shard)?.processed ?? 0;
+          total += progress.get(shard)?.total ?? 0;
+        }
+        const s = (Date.now() - started) / 1000;
+        err(`replay ${o.app}: ${processed}/${progress.size === shards.length ? total : Math.max(total, stored)} outcomes (${Math.round(processed / Math.max(s, 1e-3))} obs/s)`);
+      };
+      const timer = setInterval(show, 500);
+      let replies: PolicyControlReply[];
+      try {
+        replies = await Promise.all(shards.map((shard) => controlRequest(nc, subjects, shard, { ...req, progress_subject: inbox }, o.timeout)));
+      } finally {
+        clearInterval(timer);
+        await nc.flush();
+        sub.unsubscribe();
+      }
+      show();
+      const replayed = replies.reduce((n, r) => n + (r.replayed ?? 0), 0);
+      // Shards replay in parallel: the slowest one's time is the replay's.
+      const seconds = Math.max(...replies.map((r) => r.seconds ?? 0));
+      out(JSON.stringify({ app: o.app, replayed, seconds: Number(seconds.toFixed(3)), obs_per_s: seconds > 0 ? Math.round(replayed / seconds) : 0 }));
+    } finally {
+      await nc.close();
+    }
+  });
 
 program.parseAsync().catch((e: unknown) => {
   if (e instanceof ClipperError) err(`clipper: ${e.code}: ${e.message}`);

@@ -12,6 +12,7 @@ import { runOverload } from './overload.js';
 import { writePlot, type PlotSpec } from './plot.js';
 import { runReplicas } from './replicas.js';
 import { runCache } from './cache.js';
+import { runEnsemble } from './ensemble.js';
 import { writeXyPlot, type XyPlotSpec } from './xy-plot.js';
 
 function positive(value: string): number {
@@ -95,6 +96,20 @@ program
   .action(async (o: { step: number; startRate: number; factor: number; duration: number; sockets: number }) => {
     const { result, plot } = await runOverload({ stepS: o.step, startRate: o.startRate, factor: o.factor, overloadS: o.duration, sockets: o.sockets });
     finish('overload', result, plot);
+  });
+
+program
+  .command('ensemble')
+  .description('correction policies: exp4 vs the best single model, exp3 recovery from a bad deploy, anytime answers with a straggler, feedback ack and replay rates')
+  .option('--feedback-passes <n>', 'passes over the feedback split for the exp4 app', positive, 1)
+  .option('--recovery-steps <n>', 'exp3 query-then-feedback steps before (and after) the bad deploy', positive, 1000)
+  .option('--window <n>', 'rolling-accuracy window of the exp3 run', positive, 100)
+  .option('--straggler-rate <n>', 'requests/s in the straggler run', positiveNumber, 50)
+  .option('--straggler-duration <s>', 'seconds of load per straggler run', positiveNumber, 15)
+  .option('--replay-copies <n>', 'outcome records stored for the replay-rate measurement', positive, 100_000)
+  .action(async (o: { feedbackPasses: number; recoverySteps: number; window: number; stragglerRate: number; stragglerDuration: number; replayCopies: number }) => {
+    const { result } = await runEnsemble({ feedbackPasses: o.feedbackPasses, recoverySteps: o.recoverySteps, window: o.window, stragglerRate: o.stragglerRate, stragglerS: o.stragglerDuration, replayCopies: o.replayCopies });
+    finish('ensemble', result);
   });
 
 program

@@ -28,6 +28,9 @@ export const ERROR_CODES = {
   CLIPPER_ERR_MODEL_UNAVAILABLE: { status: 503, retryable: true, message: 'no replica of the model is available' },
   CLIPPER_ERR_MODEL_FAILED: { status: 500, retryable: false, message: 'model evaluation failed' },
   CLIPPER_ERR_SERVICE_UNAVAILABLE: { status: 503, retryable: true, message: 'service unavailable' },
+  CLIPPER_ERR_FEEDBACK_LABEL: { status: 400, retryable: false, message: 'label must be a finite number' },
+  CLIPPER_ERR_FEEDBACK_UNAVAILABLE: { status: 503, retryable: true, message: 'feedback could not be stored' },
+  CLIPPER_ERR_REPLAY_BUSY: { status: 409, retryable: false, message: 'a replay is already running on this policy shard' },
   CLIPPER_ERR_CONFIG_INVALID: { status: 500, retryable: false, message: 'invalid configuration' },
   CLIPPER_ERR_INTERNAL: { status: 500, retryable: false, message: 'internal error' },
 } as const satisfies Record<string, { status: number; retryable: boolean; message: string }>;

@@ -89,6 +89,10 @@ export interface Prediction {
   output: unknown;
   default: boolean;
   default_explanation?: string;
+  /** Linked models the policy asked that had not answered by the deadline (their expected output stood in). */
+  missing_models?: string[];
+  /** Agreement of the models that answered, 0..1; only for policies that ask several models. */
+  confidence?: number;
 }
 
 export type PredictResponse = ({ v: number } & Prediction) | { v: number; batch_predictions: Prediction[] };
@@ -101,6 +105,8 @@ const predictionSchema = {
     output: {},
     default: { type: 'boolean' },
     default_explanation: { type: 'string' },
+    missing_models: { type: 'array', items: { type: 'string' } },
+    confidence: { type: 'number', minimum: 0, maximum: 1 },
   },
 };
 
@@ -141,6 +147,10 @@ export interface PolicyAnswer {
   default_explanation?: string;
   /** `model:version` of each model whose output was used. */
   models?: string[];
+  /** `model:version` of each asked model that missed the deadline, replaced by its expected output. */
+  missing?: string[];
+  /** Agreement of the models that answered, 0..1. */
+  confidence?: number;
 }
 
 // ---- internal: policy → scheduler, scheduler → worker --------------------------------------------
@@ -233,7 +243,7 @@ export function endpoints(s: import('./subjects.js').Subjects) {
       {
         type: 'object',
         required: ['v', 'query_id', 'output', 'default'],
-        properties: { v: version, query_id: { type: 'string' }, output: { anyOf: [{ type: 'string' }, tensorSchema] }, default: { type: 'boolean' }, default_explanation: { type: 'string' }, models: { type: 'array', items: { type: 'string' } } },
+        properties: { v: version, query_id: { type: 'string' }, output: { anyOf: [{ type: 'string' }, tensorSchema] }, default: { type: 'boolean' }, default_explanation: { type: 'string' }, models: { type: 'array', items: { type: 'string' } }, missing: { type: 'array', items: { type: 'string' } }, confidence: { type: 'number', minimum: 0, maximum: 1 } },
         additionalProperties: false,
       },
     ),
@@ -306,6 +316,149 @@ export const heartbeatMessage = defineMessage<Heartbeat>({
     replica: { type: 'string' },
     subject: { type: 'string' },
     capacity: { type: 'integer', minimum: 1 },
+  },
+  additionalProperties: false,
+});
+
+// ---- feedback: public request, stored record, outcome, policy shard control ---------------------
+
+/** What a client sends to `<p>.feedback.<app>` or `POST /<app>/update` (Clipper's update body). */
+export interface FeedbackRequest {
+  v?: number;
+  uid?: string | number;
+  input: unknown;
+  /** Checked by the ingress: a finite number (the class index, or the target of a regression). */
+  label: unknown;
+}
+
+/** The answer once the observation is stored: its id `<app>:<seq>` and its FEEDBACK stream sequence. */
+export interface FeedbackAck {
+  v: number;
+  feedback_id: string;
+  stream_seq: number;
+}
+
+/** One observation as stored in the FEEDBACK stream (subject `<p>.feedback.<app>.<shard>`). */
+export interface FeedbackRecord {
+  v: number;
+  app: string;
+  /** '' when the client named no user. */
+  uid: string;
+  input: Tensor;
+  label: number;
+  ts_unix_ms: number;
+}
+
+/**
+ * An observation after its policy shard evaluated the app's linked models on it, appended to the
+ * OUTCOMES stream (subject `<p>.outcome.<app>.<shard>`, msgID `<shard>-<feedback_seq>`). Replaying
+ * these rebuilds policy state with no model evaluation.
+ */
+export interface OutcomeRecord {
+  v: number;
+  /** The FEEDBACK stream sequence of the observation. */
+  feedback_seq: number;
+  app: string;
+  uid: string;
+  label: number;
+  /** Output of each model that answered, keyed `name:version`, in link order. */
+  outputs: Record<string, Tensor>;
+  /** `name:version` of every model linked when it was evaluated (answered or not), in link order. */
+  models?: string[];
+  ts_unix_ms: number;
+}
+
+/** A control request to the owner of one policy shard (`<p>.control.policy.<shard>`). */
+export interface PolicyControlRequest {
+  v: number;
+  op: 'replay' | 'state';
+  app: string;
+  /** replay: apply only observations with feedback_seq ≥ this (default: all). */
+  from_seq?: number;
+  /** replay: apply only observations received at or after this time. */
+  from_unix_ms?: number;
+  /** replay: where the owner publishes progress (`ReplayProgress`) while it runs. */
+  progress_subject?: string;
+}
+
+/** Progress of a replay on one shard. */
+export interface ReplayProgress {
+  v: number;
+  shard: number;
+  app: string;
+  processed: number;
+  total: number;
+}
+
+/** The answer to a control request: a replay's result, or the app's state on the shard. */
+export interface PolicyControlReply {
+  v: number;
+  shard: number;
+  app: string;
+  /** replay: observations re-applied; state: observations the state covers. */
+  applied: number;
+  replayed?: number;
+  seconds?: number;
+  /** The last FEEDBACK sequence the state covers for the app. */
+  feedback_seq: number;
+  /** state: the app's `AppStateSnapshot` on this shard (absent when it has none). */
+  state?: unknown;
+}
+
+export const feedbackRequestMessage = defineMessage<FeedbackRequest>({
+  type: 'object',
+  required: ['input', 'label'],
+  properties: { v: version, uid, input: {}, label: {} },
+  additionalProperties: false,
+});
+
+export const feedbackAckMessage = defineMessage<FeedbackAck>({
+  type: 'object',
+  required: ['v', 'feedback_id', 'stream_seq'],
+  properties: { v: version, feedback_id: { type: 'string' }, stream_seq: { type: 'integer', minimum: 1 } },
+  additionalProperties: false,
+});
+
+export const feedbackRecordMessage = defineMessage<FeedbackRecord>({
+  type: 'object',
+  required: ['v', 'app', 'uid', 'input', 'label', 'ts_unix_ms'],
+  properties: { v: version, app: name, uid: { type: 'string', maxLength: 256 }, input: tensorSchema, label: { type: 'number' }, ts_unix_ms: { type: 'number' } },
+  additionalProperties: false,
+});
+
+export const outcomeRecordMessage = defineMessage<OutcomeRecord>({
+  type: 'object',
+  required: ['v', 'feedback_seq', 'app', 'uid', 'label', 'outputs', 'ts_unix_ms'],
+  properties: {
+    v: version, feedback_seq: { type: 'integer', minimum: 1 }, app: name, uid: { type: 'string', maxLength: 256 }, label: { type: 'number' },
+    outputs: { type: 'object', additionalProperties: tensorSchema }, models: { type: 'array', items: { type: 'string' } }, ts_unix_ms: { type: 'number' },
+  },
+  additionalProperties: false,
+});
+
+export const policyControlRequestMessage = defineMessage<PolicyControlRequest>({
+  type: 'object',
+  required: ['v', 'op', 'app'],
+  properties: {
+    v: version, op: { enum: ['replay', 'state'] }, app: name, from_seq: { type: 'integer', minimum: 1 },
+    from_unix_ms: { type: 'number', minimum: 0 }, progress_subject: { type: 'string', maxLength: 256 },
+  },
+  additionalProperties: false,
+});
+
+export const replayProgressMessage = defineMessage<ReplayProgress>({
+  type: 'object',
+  required: ['v', 'shard', 'app', 'processed', 'total'],
+  properties: { v: version, shard: { type: 'integer', minimum: 0 }, app: name, processed: { type: 'integer', minimum: 0 }, total: { type: 'integer', minimum: 0 } },
+  additionalProperties: false,
+});
+
+export const policyControlReplyMessage = defineMessage<PolicyControlReply>({
+  type: 'object',
+  required: ['v', 'shard', 'app', 'applied', 'feedback_seq'],
+  properties: {
+    v: version, shard: { type: 'integer', minimum: 0 }, app: name, applied: { type: 'integer', minimum: 0 }, replayed: { type: 'integer', minimum: 0 },
+    seconds: { type: 'number', minimum: 0 }, feedback_seq: { type: 'integer', minimum: 0 }, state: {},
   },
   additionalProperties: false,
 });

@@ -11,7 +11,17 @@
  *   <p>.worker.<model>.<version>.<replica>     internal: one batch to one worker replica
  *   <p>.events.<actor>.<id...>                 heartbeats, readiness and load; a worker's id is
  *                                              <model>.<version>.<replica>
+ *   <p>.feedback.<app>.<shard>                 JetStream stream <P>_FEEDBACK: one stored observation,
+ *                                              shard = the policy shard of hash(app, uid) mod P
+ *   <p>.outcome.<app>.<shard>                  JetStream stream <P>_OUTCOMES: an observation with the
+ *                                              linked models' outputs on its input, appended by the shard
+ *   <p>.control.policy.<shard>                 internal request/reply: control of one policy shard
+ *                                              (replay, state); not <p>.policy.control.<shard>, which
+ *                                              an app named `control` would share with its queries
  *
+ * Stream names are the prefix upper-cased with dots as underscores (`clipper` → CLIPPER_FEEDBACK,
+ * CLIPPER_OUTCOMES); KV buckets are the prefix with dots as underscores (`clipper-registry`,
+ * `clipper-policy-state`).
  * Names (apps, models, versions, replicas) match NAME_PATTERN, so they are always one subject token.
  */
 export const NAME_PATTERN = '^[A-Za-z0-9_-]{1,64}$';
@@ -46,6 +56,11 @@ export class Subjects {
 
   feedback(app: string): string {
     return `${this.prefix}.feedback.${token(app, 'app')}`;
+  }
+
+  /** Wildcard the ingress subscribes to: every app's public feedback subject. */
+  feedbackAll(): string {
+    return `${this.prefix}.feedback.*`;
   }
 
   policy(app: string, shard: number): string {
@@ -86,6 +101,50 @@ export class Subjects {
   /** Name of the JetStream KV bucket that holds the registry. */
   registryBucket(): string {
     return `${this.prefix.replaceAll('.', '_')}-registry`;
+  }
+
+  /** A stored observation of `app`, in the FEEDBACK stream, routed to its policy shard. */
+  feedbackRecord(app: string, shard: number): string {
+    return `${this.prefix}.feedback.${token(app, 'app')}.${shardToken(shard)}`;
+  }
+
+  /** FEEDBACK of one policy shard (every app), of one app (every shard), or all of it. */
+  feedbackRecords(shard?: number, app?: string): string {
+    return `${this.prefix}.feedback.${app === undefined ? '*' : token(app, 'app')}.${shard === undefined ? '*' : shardToken(shard)}`;
+  }
+
+  /** An evaluated observation of `app` (its models' outputs), in the OUTCOMES stream. */
+  outcome(app: string, shard: number): string {
+    return `${this.prefix}.outcome.${token(app, 'app')}.${shardToken(shard)}`;
+  }
+
+  /** OUTCOMES of one policy shard (every app), of one app (every shard), or all of them. */
+  outcomes(shard?: number, app?: string): string {
+    return `${this.prefix}.outcome.${app === undefined ? '*' : token(app, 'app')}.${shard === undefined ? '*' : shardToken(shard)}`;
+  }
+
+  /** Control requests (replay, state) to one policy shard's owner. */
+  policyControl(shard: number): string {
+    return `${this.prefix}.control.policy.${shardToken(shard)}`;
+  }
+
+  /** Name of the JetStream stream of stored feedback. */
+  feedbackStream(): string {
+    return `${this.streamPrefix()}_FEEDBACK`;
+  }
+
+  /** Name of the JetStream stream of evaluated feedback (outcomes). */
+  outcomeStream(): string {
+    return `${this.streamPrefix()}_OUTCOMES`;
+  }
+
+  /** Name of the JetStream KV bucket that holds the policy shards' state snapshots. */
+  policyStateBucket(): string {
+    return `${this.prefix.replaceAll('.', '_')}-policy-state`;
+  }
+
+  private streamPrefix(): string {
+    return this.prefix.replaceAll('.', '_').toUpperCase();
   }
 
   /** The last token of a subject (the app of a predict subject, for example). */

@@ -5,20 +5,25 @@
  * hash(app, uid), or, for stateless policies such as `single`, evaluates the query in-process
  * (same QueryExecutor, one round trip fewer). It holds no state, so any number of copies can run
  * (queue group `ingress`).
+ *
+ * Feedback (`POST /<app>/update`, `<p>.feedback.<app>`) is checked the same way and appended to the
+ * FEEDBACK stream on the subject of its policy shard; the client gets its id only once JetStream
+ * has stored it (the PubAck), so an acknowledged observation is never lost.
  */
 import http from 'node:http';
-import { nuid, type Msg, type NatsConnection, type Service } from 'nats';
+import { ErrorCode as NatsErrorCode, NatsError, nuid, type JetStreamClient, type Msg, type NatsConnection, type Service } from 'nats';
 import xxhash from 'xxhash-wasm';
 import type { Actor } from '../../shared/actor.js';
 import { sleep } from '../../shared/actor.js';
-import { decode, decodeJson, isJsonContentType } from '../../shared/codec.js';
+import { decode, decodeJson, encode, isJsonContentType } from '../../shared/codec.js';
+import { ensureFeedbackStreams } from '../../shared/feedback-stream.js';
 import { initHash } from '../../shared/hash.js';
 import { isMsgpackContentType, readBody, sendError, sendJson, sendMsgpack } from '../../shared/http.js';
 import { ClipperError } from '../../shared/errors.js';
 import { parseInput, parseInputBatch } from '../../shared/input.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, isJsonMsg, reply, replyError, request, Requester } from '../../shared/nats.js';
-import { endpoints, PROTOCOL_VERSION, type PolicyAnswer, type PolicyQuery, type PredictRequest, type Prediction } from '../../shared/protocol.js';
+import { endpoints, feedbackRequestMessage, PROTOCOL_VERSION, type FeedbackAck, type FeedbackRecord, type FeedbackRequest, type PolicyAnswer, type PolicyQuery, type PredictRequest, type Prediction } from '../../shared/protocol.js';
 import { openRegistryBucket, RegistryView, type AppRecord } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { toJsonValue, type Tensor } from '../../shared/tensor.js';
@@ -33,6 +38,9 @@ export interface IngressDeps {
 
 type Encoding = 'json' | 'msgpack';
 
+/** Clipper's default user: queries and feedback without a `uid` share this user's state and shard. */
+const DEFAULT_UID = '0';
+
 export class Ingress implements Actor {
   private readonly subjects: Subjects;
   private readonly ep;
@@ -43,6 +51,7 @@ export class Ingress implements Actor {
   private server?: http.Server;
   private service?: Service;
   private hash32?: (input: string, seed?: number) => number;
+  private js?: JetStreamClient;
   private ready = false;
   private natsConnected = true;
   private inFlight = 0;
@@ -71,12 +80,19 @@ export class Ingress implements Actor {
       }
     })();
     await this.view.start(await openRegistryBucket(this.deps.nc, this.subjects));
+    await ensureFeedbackStreams(await this.deps.nc.jetstreamManager(), this.subjects, this.config);
+    this.js = this.deps.nc.jetstream({ timeout: this.config.feedbackPublishTimeoutMs });
     if (this.config.natsPredict) {
       this.service = await this.deps.nc.services.add({ name: 'clipper-ingress', version: '0.1.0' });
       this.service.addEndpoint('predict', {
         subject: this.subjects.predictAll(),
         queue: 'ingress',
         handler: (err, msg) => (err ? this.deps.log.error({ err }, 'endpoint error') : void this.onNatsPredict(msg)),
+      });
+      this.service.addEndpoint('feedback', {
+        subject: this.subjects.feedbackAll(),
+        queue: 'ingress',
+        handler: (err, msg) => (err ? this.deps.log.error({ err }, 'endpoint error') : void this.onNatsFeedback(msg)),
       });
     }
     this.server = http.createServer((req, res) => void this.onHttp(req, res));
@@ -103,7 +119,7 @@ export class Ingress implements Actor {
       throw new ClipperError('CLIPPER_ERR_VERSION_NOT_FOUND', `no model linked to ${appName} has version ${body.version}`);
     }
     const spec = { inputType: app.input_type, inputShape: app.input_shape };
-    const uid = body.uid === undefined ? '0' : String(body.uid);
+    const uid = body.uid === undefined ? DEFAULT_UID : String(body.uid);
     if (body.input_batch !== undefined) {
       const inputs = parseInputBatch(body.input_batch, spec);
       const batch = await Promise.all(inputs.map((input) => this.query(app, uid, body.version, input, encoding, receivedUnixMs, body.cache === false)));
@@ -116,7 +132,7 @@ export class Ingress implements Actor {
     const sloMs = app.latency_slo_micros / 1000;
     const queryId = nuid.next();
     const deadlineUnixMs = receivedUnixMs + sloMs;
-    const shard = this.config.policyShards === 1 ? 0 : this.hash32!(`${app.name}\u0000${uid}`) % this.config.policyShards;
+    const shard = this.policyShard(app.name, uid);
     const q: PolicyQuery = { v: PROTOCOL_VERSION, query_id: queryId, app: app.name, uid, ...(version ? { version } : {}), input, deadline_unix_ms: deadlineUnixMs, ...(noCache ? { no_cache: true } : {}) };
     let answer: PolicyAnswer;
     try {
@@ -133,10 +149,61 @@ export class Ingress implements Actor {
     const output = typeof answer.output === 'string' || encoding === 'msgpack' ? answer.output : toJsonValue(answer.output);
     const prediction: Prediction = { query_id: queryId, output, default: answer.default };
     if (answer.default_explanation) prediction.default_explanation = answer.default_explanation;
+    if (answer.missing) prediction.missing_models = answer.missing;
+    if (answer.confidence !== undefined) prediction.confidence = answer.confidence;
     return prediction;
   }
 
+  // ---- the feedback path shared by HTTP and NATS -------------------------------------------------
+
+  /**
+   * Checks an observation against its app and stores it in the FEEDBACK stream on the subject of
+   * the policy shard that owns (app, uid); resolves only once JetStream has acknowledged it.
+   */
+  async feedback(appName: string, body: FeedbackRequest): Promise<FeedbackAck> {
+    const app = this.view.apps.get(appName);
+    if (!app) throw new ClipperError('CLIPPER_ERR_APP_NOT_FOUND', `no application named ${appName}`);
+    if (typeof body.label !== 'number' || !Number.isFinite(body.label)) {
+      throw new ClipperError('CLIPPER_ERR_FEEDBACK_LABEL', `got ${typeof body.label === 'number' ? String(body.label) : typeof body.label}`);
+    }
+    const input = parseInput(body.input, { inputType: app.input_type, inputShape: app.input_shape });
+    const uid = body.uid === undefined ? DEFAULT_UID : String(body.uid);
+    const record: FeedbackRecord = { v: PROTOCOL_VERSION, app: app.name, uid, input, label: body.label, ts_unix_ms: Date.now() };
+    const shard = this.policyShard(app.name, uid);
+    let seq: number;
+    try {
+      const ack = await this.js!.publish(this.subjects.feedbackRecord(app.name, shard), encode(record), { expect: { streamName: this.subjects.feedbackStream() } });
+      seq = ack.seq;
+    } catch (err) {
+      if (err instanceof NatsError && err.code === NatsErrorCode.MaxPayloadExceeded) throw new ClipperError('CLIPPER_ERR_REQUEST_TOO_LARGE', err.message);
+      throw new ClipperError('CLIPPER_ERR_FEEDBACK_UNAVAILABLE', `JetStream did not store it: ${(err as Error).message}`);
+    }
+    return { v: PROTOCOL_VERSION, feedback_id: `${app.name}:${seq}`, stream_seq: seq };
+  }
+
+  /** The policy shard that owns (app, uid): the same hash as the query path's. */
+  private policyShard(app: string, uid: string): number {
+    return this.config.policyShards === 1 ? 0 : this.hash32!(`${app}\u0000${uid}`) % this.config.policyShards;
+  }
+
   // ---- NATS ---------------------------------------------------------------------------------------
+
+  private async onNatsFeedback(msg: Msg): Promise<void> {
+    const json = isJsonMsg(msg);
+    this.inFlight++;
+    try {
+      if (msg.data.byteLength > this.config.maxBodyBytes) {
+        throw new ClipperError('CLIPPER_ERR_REQUEST_TOO_LARGE', `${msg.data.byteLength} bytes, the limit is ${this.config.maxBodyBytes}`);
+      }
+      const body = decodeRequest(msg, feedbackRequestMessage);
+      reply(msg, await this.feedback(Subjects.lastToken(msg.subject), body), json);
+    } catch (err) {
+      this.logFailure(err, msg.subject);
+      replyError(msg, err, json);
+    } finally {
+      this.inFlight--;
+    }
+  }
 
   private async onNatsPredict(msg: Msg): Promise<void> {
     const receivedUnixMs = Date.now();
@@ -169,7 +236,7 @@ export class Ingress implements Actor {
       const url = req.url ?? '/';
       const path = url.split('?')[0]!;
       if (path === '/health') return this.sendHealth(req, res);
-      const match = /^\/([^/]+)\/predict$/.exec(path);
+      const match = /^\/([^/]+)\/(predict|update)$/.exec(path);
       if (!match) throw new ClipperError('CLIPPER_ERR_ROUTE_NOT_FOUND', `${req.method} ${path}`);
       if (req.method !== 'POST') throw new ClipperError('CLIPPER_ERR_METHOD_NOT_ALLOWED', `${req.method} ${path}: use POST`);
       if (!msgpack && !isJsonContentType(req.headers['content-type'])) {
@@ -180,6 +247,13 @@ export class Ingress implements Actor {
         app = decodeURIComponent(match[1]!);
       } catch {
         throw new ClipperError('CLIPPER_ERR_ROUTE_NOT_FOUND', `bad application name in ${path}`);
+      }
+      if (match[2] === 'update') {
+        const raw = await readBody(req, this.config.maxBodyBytes);
+        const ack = await this.feedback(app, feedbackRequestMessage.parse(msgpack ? decode(raw) : decodeJson(raw)));
+        if (msgpack) sendMsgpack(res, 200, ack);
+        else sendJson(res, 200, ack);
+        return;
       }
       this.shedIfOverloaded(app);
       const raw = await readBody(req, this.config.maxBodyBytes);

@@ -14,6 +14,8 @@ const config = loadConfig<IngressConfig>(ingressConfigSchema, {
   policyShards: env.CLIPPER_POLICY_SHARDS,
   localStatelessPolicies: env.CLIPPER_LOCAL_STATELESS_POLICIES,
   cacheShards: env.CLIPPER_CACHE_SHARDS,
+  feedbackMaxAgeS: env.CLIPPER_FEEDBACK_MAX_AGE_S,
+  feedbackMaxBytes: env.CLIPPER_FEEDBACK_MAX_BYTES,
 });
 const log = createLogger('ingress', config.logLevel);
 await runActor('ingress', log, async () => new Ingress(config, { nc: await connectNats(config.natsUrl, 'ingress', log), log }));

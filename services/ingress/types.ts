@@ -1,7 +1,8 @@
 import { commonConfigProperties, type CommonConfig } from '../../shared/config.js';
+import { feedbackRetentionConfigProperties, type FeedbackRetention } from '../../shared/feedback-stream.js';
 
 /** Ingress settings. */
-export interface IngressConfig extends CommonConfig {
+export interface IngressConfig extends CommonConfig, FeedbackRetention {
   httpPort: number;
   httpHost: string;
   /** Requests with a larger body are refused with 413. */
@@ -10,12 +11,14 @@ export interface IngressConfig extends CommonConfig {
   policyShards: number;
   /** Extra time past the deadline to wait for the policy's answer before giving up. */
   policyGraceMs: number;
-  /** Serve `<p>.predict.<app>` on NATS too. */
+  /** Serve `<p>.predict.<app>` and `<p>.feedback.<app>` on NATS too. */
   natsPredict: boolean;
   /** Run stateless policies (`single`) in-process instead of asking a policy shard. */
   localStatelessPolicies: boolean;
   /** Prediction cache shards C. */
   cacheShards: number;
+  /** How long to wait for JetStream to store an observation before answering 503. */
+  feedbackPublishTimeoutMs: number;
 }
 
 export const ingressConfigSchema = {
@@ -30,6 +33,8 @@ export const ingressConfigSchema = {
     natsPredict: { type: 'boolean', default: true },
     localStatelessPolicies: { type: 'boolean', default: true },
     cacheShards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
+    feedbackPublishTimeoutMs: { type: 'integer', minimum: 100, default: 5_000 },
+    ...feedbackRetentionConfigProperties,
   },
   additionalProperties: false,
 } as const;

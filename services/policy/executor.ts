@@ -16,11 +16,19 @@ import { endpoints, PROTOCOL_VERSION, type CacheGet, type PolicyAnswer, type Pol
 import type { AppRecord, CacheConfig, PolicyName, RegistryView } from '../../shared/registry.js';
 import type { Subjects } from '../../shared/subjects.js';
 import type { Tensor } from '../../shared/tensor.js';
+import { Exp3Policy } from './exp3-policy.js';
+import { Exp4Policy } from './exp4-policy.js';
 import { SinglePolicy } from './single-policy.js';
+import { ExpectedOutputTracker } from './expected-outputs.js';
+import { FanOutLimiter } from './fan-out-limiter.js';
+import type { PolicyStateStore } from './state-store.js';
+import { mulberry32 } from '../../shared/random.js';
 import { modelKey, type CorrectionPolicy, type ModelRef, type PolicyContext } from './types.js';
 
 const POLICY_FACTORIES: Record<PolicyName, () => CorrectionPolicy> = {
   single: () => new SinglePolicy(),
+  exp3: () => new Exp3Policy(),
+  exp4: () => new Exp4Policy(),
 };
 
 /** A new instance of the named policy. */
@@ -49,6 +57,20 @@ export function isStatelessPolicy(name: PolicyName): boolean {
   return stateless;
 }
 
+/**
+ * How long before the deadline the policy answers: the reply still has to reach the client. A
+ * tenth of the SLO, at most 2 ms.
+ */
+export function replyMarginMs(sloMicros: number): number {
+  return Math.min(2, sloMicros / 10_000);
+}
+
+/**
+ * How long after the deadline a model's answer is still awaited: too late for its query, it still
+ * updates the model's expected output, which stands in for it when it straggles again.
+ */
+export const LATE_ANSWER_GRACE_MS = 1_000;
+
 export interface ExecutorDeps {
   nc: NatsConnection;
   log: Logger;
@@ -56,14 +78,23 @@ export interface ExecutorDeps {
   view: RegistryView;
   /** Cache shards C; queries of models with caching on go to shard hash(model@version, key) mod C. */
   cacheShards?: number;
+  /** Per-(app, user) policy state, owned by the policy shard; stateless policies need none. */
+  store?: PolicyStateStore<unknown>;
+  /** Randomness for policies that sample (Exp3); seeded in tests. */
+  rng?: () => number;
 }
 
 export class QueryExecutor {
   private readonly policies = new Map<PolicyName, CorrectionPolicy>();
   private readonly ep;
   private readonly requester: Requester;
+  /** Running expected output per (app, model): the substitute for a model that misses the deadline. */
+  readonly expected = new ExpectedOutputTracker();
+  private readonly fanOut = new FanOutLimiter();
+  private readonly rng: () => number;
 
   constructor(private readonly deps: ExecutorDeps) {
+    this.rng = deps.rng ?? mulberry32(Date.now() >>> 0);
     this.ep = endpoints(deps.subjects);
     this.requester = new Requester(deps.nc);
   }
@@ -94,25 +125,48 @@ export class QueryExecutor {
     }
     const ctx: PolicyContext = { app: q.app, uid: q.uid, models };
     const policy = this.policyFor(app);
+    const state = this.deps.store ? this.deps.store.stateFor(q.app, q.uid, policy) : policy.initialState();
+    // Graceful degradation: under overload only the most valuable models are asked.
+    const wanted = policy.select(ctx, state, this.rng);
+    const selected = this.fanOut.limit(q.app, wanted);
     const outputs = new Map<string, Tensor>();
     const failures: string[] = [];
     let overloaded: ClipperError | undefined;
-    const selected = policy.select(ctx, null, Math.random);
-    await Promise.all(selected.map(async (m) => {
+    const pending = selected.map(async (m) => {
       try {
-        outputs.set(modelKey(m), await this.evaluate(m, q));
+        const output = await this.evaluate(m, q);
+        outputs.set(modelKey(m), output);
+        this.expected.observe(q.app, m.name, output);
       } catch (err) {
         const e = ClipperError.from(err);
         if (e.code === 'CLIPPER_ERR_QUEUE_FULL') overloaded = e;
         failures.push(`${modelKey(m)}: ${e.message}`);
         this.deps.log.debug({ queryId: q.query_id, model: modelKey(m), code: e.code }, 'model did not answer');
       }
-    }));
-    const combined = policy.combine(ctx, null, selected, outputs);
+    });
+    // Anytime predictions: answer shortly before the deadline with what has arrived; stragglers
+    // still finish in the background and update the expected outputs.
+    const answerBy = q.deadline_unix_ms - replyMarginMs(app.latency_slo_micros);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(pending),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, answerBy - Date.now())))),
+    ]);
+    clearTimeout(timer);
+    const arrived = new Map(outputs);
+    this.fanOut.record(q.app, selected.length, wanted.length, overloaded !== undefined);
+    const combined = policy.combine(ctx, state, selected, arrived, (m) => this.expected.expected(q.app, m.name));
     // Overload is answered by early rejection (retryable), not by a default output.
-    if (!combined && overloaded && outputs.size === 0) throw overloaded;
-    if (!combined) return this.fallback(q, app, failures.join('; ') || 'no model answered before the deadline');
-    return { v: PROTOCOL_VERSION, query_id: q.query_id, output: combined.output, default: false, models: combined.models };
+    if (!combined && overloaded && arrived.size === 0) throw overloaded;
+    if (!combined) {
+      const late = selected.filter((m) => !arrived.has(modelKey(m)) && !failures.some((f) => f.startsWith(`${modelKey(m)}:`)));
+      const why = [...failures, ...late.map((m) => `${modelKey(m)}: no answer before the deadline`)].join('; ');
+      return this.fallback(q, app, why || 'no model answered before the deadline');
+    }
+    const answer: PolicyAnswer = { v: PROTOCOL_VERSION, query_id: q.query_id, output: combined.output, default: false, models: combined.models };
+    if (combined.missing && combined.missing.length > 0) answer.missing = combined.missing;
+    if (combined.confidence !== undefined && selected.length > 1) answer.confidence = combined.confidence;
+    return answer;
   }
 
   /** One model's output for a query: through its cache shard when caching is on, else its scheduler. */
@@ -129,7 +183,7 @@ export class QueryExecutor {
       const shard = shardOf(approx ? `${m.name}@${m.version}` : `${m.name}@${m.version}:${key}`, this.deps.cacheShards ?? 1);
       try {
         const res = await request(this.requester, this.deps.subjects.cacheGet(shard), { ...task, model: m.name, version: m.version, key, ...(approx ? { approx } : {}) }, this.ep.batch.response, {
-          ...opts, timeoutMs: q.deadline_unix_ms - Date.now(), noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE',
+          ...opts, timeoutMs: q.deadline_unix_ms + LATE_ANSWER_GRACE_MS - Date.now(), noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE',
         });
         return res.output;
       } catch (err) {
@@ -138,12 +192,41 @@ export class QueryExecutor {
         this.deps.log.warn({ shard }, 'cache shard unavailable, asking the model directly');
       }
     }
-    const res = await request(this.requester, this.deps.subjects.batch(m.name, m.version), task, this.ep.batch.response, { ...opts, timeoutMs: q.deadline_unix_ms - Date.now() });
+    const res = await request(this.requester, this.deps.subjects.batch(m.name, m.version), task, this.ep.batch.response, { ...opts, timeoutMs: q.deadline_unix_ms + LATE_ANSWER_GRACE_MS - Date.now() });
     return res.output;
   }
 
   private fallback(q: PolicyQuery, app: AppRecord, why: string): PolicyAnswer {
     this.deps.log.debug({ queryId: q.query_id, app: app.name, why }, 'default output returned');
     return { v: PROTOCOL_VERSION, query_id: q.query_id, output: app.default_output, default: true, default_explanation: why };
+  }
+
+  // ---- the feedback path ---------------------------------------------------------------------------
+
+  private feedbackQueries = 0;
+
+  /**
+   * The output of every model linked to `app` (its current version) on `input`, keyed `name:version`
+   * in link order. Models that fail or do not answer within `timeoutMs` are absent. The policy
+   * shard's feedback consumer evaluates each observation with it (through the cache when it is on).
+   */
+  async outputsFor(app: string, input: Tensor, timeoutMs: number): Promise<Map<string, Tensor>> {
+    const { view } = this.deps;
+    const models: ModelRef[] = [];
+    for (const name of view.links.get(app) ?? []) {
+      const version = view.resolveVersion(name);
+      if (version) models.push({ name, version });
+    }
+    const q: PolicyQuery = { v: PROTOCOL_VERSION, query_id: `feedback-${(++this.feedbackQueries).toString(36)}`, app, uid: '', input, deadline_unix_ms: Date.now() + timeoutMs };
+    const results = await Promise.all(models.map((m) => this.evaluate(m, q).catch((err: unknown) => {
+      this.deps.log.debug({ app, model: modelKey(m), code: ClipperError.from(err).code }, 'model did not answer a feedback input');
+      return undefined;
+    })));
+    const outputs = new Map<string, Tensor>();
+    models.forEach((m, i) => {
+      const t = results[i];
+      if (t) outputs.set(modelKey(m), t);
+    });
+    return outputs;
   }
 }

@@ -126,11 +126,15 @@ export function contextLogWeights(models: readonly ModelRef[], weights: Record<s
 
 /** Raises every log-weight to at least max − maxSpread, then subtracts the max (in place; drops non-finite ones). */
 export function boundSpread(weights: Record<string, number>, maxSpread: number): void {
-  for (const k of Object.keys(weights)) if (!Number.isFinite(weights[k])) delete weights[k];
   const names = Object.keys(weights);
-  if (names.length === 0) return;
-  const top = Math.max(...names.map((k) => weights[k]!));
-  for (const k of names) putWeight(weights, k, Math.max(weights[k]! - top, -maxSpread));
+  let top = -Infinity;
+  for (const k of names) {
+    const w = weights[k]!;
+    if (!Number.isFinite(w)) delete weights[k];
+    else if (w > top) top = w;
+  }
+  if (top === -Infinity) return;
+  for (const k of names) if (Object.hasOwn(weights, k)) putWeight(weights, k, Math.max(weights[k]! - top, -maxSpread));
 }
 
 /** softmax of log-weights, computed from the max for stability. */
@@ -162,7 +166,8 @@ export function readWeight(weights: Record<string, number>, name: string): numbe
 
 /** Sets an own property even for names such as `__proto__`. */
 export function putWeight(weights: Record<string, number>, name: string, value: number): void {
-  Object.defineProperty(weights, name, { value, writable: true, enumerable: true, configurable: true });
+  if (name === '__proto__') Object.defineProperty(weights, name, { value, writable: true, enumerable: true, configurable: true });
+  else weights[name] = value;
 }
 
 /** Throws unless 0 ≤ value ≤ max (a finite value unless max is Infinity); returns it. */

@@ -10,7 +10,7 @@
  * held-out errors) over the most accurate one (a kNN with 4, whose votes are smoothed); with 0/1
  * loss the weights follow accuracy.
  */
-import { checkTensor, elementCount, toNumbers, type Tensor } from '../../shared/tensor.js';
+import { checkTensor, elementCount, toNumbers, toTypedArray, type Tensor } from '../../shared/tensor.js';
 
 /** How losses are measured. */
 export interface LossOptions {
@@ -51,11 +51,14 @@ export function classificationLoss(values: readonly number[], label: number): nu
   return p ? clamp01(1 - p[label]!) : 1;
 }
 
-/** 0 when the output's top class is the label, else 1 (also when the output has no mass). */
-export function zeroOneLoss(values: readonly number[], label: number): number {
-  if (!Number.isInteger(label) || label < 0 || label >= values.length || !normalizedProbabilities(values)) return 1;
-  let top = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[top]!) top = i;
+/** 0 when the output's top class is the label, else 1 (also when the output has no positive mass). */
+export function zeroOneLoss(values: ArrayLike<number>, label: number): number {
+  if (!Number.isInteger(label) || label < 0 || label >= values.length) return 1;
+  let top = -1;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (Number.isFinite(v) && v > 0 && (top < 0 || v > values[top]!)) top = i;
+  }
   return top === label ? 0 : 1;
 }
 
@@ -69,7 +72,21 @@ export function regressionLoss(values: readonly number[], label: number, scale =
 
 /** The loss of one model output (undefined: the model did not answer) against the feedback label. */
 export function predictionLoss(output: Tensor | undefined, label: number, opts: LossOptions = {}): number {
-  const values = output && numericValues(output);
+  return output ? computeLoss(output, label, opts) : 1;
+}
+
+function computeLoss(output: Tensor, label: number, opts: LossOptions): number {
+  if (output.dtype !== 'BYTES' && opts.classificationLoss !== 'probability' && output.dtype !== 'INT64') {
+    // The common case, 0/1 loss on class scores, straight off the bytes: no copy, no array.
+    let view;
+    try {
+      view = toTypedArray(checkTensor(output));
+    } catch {
+      return 1;
+    }
+    if (view.length > 1) return zeroOneLoss(view as ArrayLike<number>, label);
+  }
+  const values = numericValues(output);
   if (!values || values.length === 0) return 1;
   if (values.length === 1) return regressionLoss(values, label, opts.regressionScale ?? 1);
   return opts.classificationLoss === 'probability' ? classificationLoss(values, label) : zeroOneLoss(values, label);

@@ -12,6 +12,10 @@ const config = loadConfig<PolicyConfig>(policyConfigSchema, {
   shards: values.shards ?? process.env.CLIPPER_POLICY_SHARDS,
   ownedShards: values.own ? values.own.split(',').map(Number) : undefined,
   cacheShards: process.env.CLIPPER_CACHE_SHARDS,
+  feedbackSnapshotEvery: process.env.CLIPPER_FEEDBACK_SNAPSHOT_EVERY,
+  feedbackSnapshotMs: process.env.CLIPPER_FEEDBACK_SNAPSHOT_MS,
+  feedbackMaxAgeS: process.env.CLIPPER_FEEDBACK_MAX_AGE_S,
+  feedbackMaxBytes: process.env.CLIPPER_FEEDBACK_MAX_BYTES,
 });
 const log = createLogger('policy', config.logLevel);
 await runActor('policy', log, async () => new PolicyActor(config, { nc: await connectNats(config.natsUrl, 'policy', log), log }));

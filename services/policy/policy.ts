@@ -1,18 +1,25 @@
 /**
  * The policy actor. It owns shards of (app, user) state and evaluates the queries routed to its
  * shards with a QueryExecutor (select models, query them under the deadline, combine, fall back).
+ * Each owned shard has its own state store, shared by its query path and its feedback consumer
+ * (feedback-consumer.ts), which restores the state at start and keeps it learning from FEEDBACK.
  */
 import type { Msg, NatsConnection, Service } from 'nats';
 import type { Actor } from '../../shared/actor.js';
 import { sleep } from '../../shared/actor.js';
+import { ClipperError } from '../../shared/errors.js';
+import { ensureFeedbackStreams, openPolicyStateBucket } from '../../shared/feedback-stream.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, reply, replyError } from '../../shared/nats.js';
-import { endpoints } from '../../shared/protocol.js';
-import { openRegistryBucket, RegistryView } from '../../shared/registry.js';
+import { endpoints, policyControlRequestMessage, PROTOCOL_VERSION, type PolicyControlReply } from '../../shared/protocol.js';
+import { openRegistryBucket, RegistryView, type PolicyName } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { initHash } from '../../shared/hash.js';
-import { QueryExecutor } from './executor.js';
-import type { PolicyConfig } from './types.js';
+import { encode } from '../../shared/codec.js';
+import { createPolicy, QueryExecutor } from './executor.js';
+import { ShardFeedbackConsumer } from './feedback-consumer.js';
+import { PolicyStateStore } from './state-store.js';
+import type { CorrectionPolicy, PolicyConfig } from './types.js';
 import { ownedShards } from '../../shared/shards.js';
 
 export interface PolicyDeps {
@@ -20,11 +27,19 @@ export interface PolicyDeps {
   log: Logger;
 }
 
+/** One owned shard: its state, the executor that answers its queries, its feedback consumer. */
+interface OwnedShard {
+  store: PolicyStateStore<unknown>;
+  executor: QueryExecutor;
+  feedback?: ShardFeedbackConsumer;
+}
+
 export class PolicyActor implements Actor {
   private readonly subjects: Subjects;
   private readonly ep;
   private readonly view: RegistryView;
-  private readonly executor: QueryExecutor;
+  private readonly shards = new Map<number, OwnedShard>();
+  private readonly policies = new Map<PolicyName, CorrectionPolicy>();
   private service?: Service;
   private inFlight = 0;
 
@@ -32,7 +47,10 @@ export class PolicyActor implements Actor {
     this.subjects = new Subjects(config.prefix);
     this.ep = endpoints(this.subjects);
     this.view = new RegistryView(deps.log);
-    this.executor = new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view, cacheShards: config.cacheShards });
+    for (const shard of this.ownedShards) {
+      const store = new PolicyStateStore<unknown>();
+      this.shards.set(shard, { store, executor: new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view, cacheShards: config.cacheShards, store }) });
+    }
   }
 
   get ownedShards(): number[] {
@@ -42,21 +60,86 @@ export class PolicyActor implements Actor {
   async start(): Promise<void> {
     await initHash();
     await this.view.start(await openRegistryBucket(this.deps.nc, this.subjects));
-    this.service = await this.deps.nc.services.add({ name: 'clipper-policy', version: '0.1.0', metadata: { shards: String(this.config.shards), owned: this.ownedShards.join(',') } });
+    await this.startFeedback();
+    this.service = await this.deps.nc.services.add({
+      name: 'clipper-policy', version: '0.1.0', metadata: { shards: String(this.config.shards), owned: this.ownedShards.join(','), prefix: this.config.prefix },
+      statsHandler: () => Promise.resolve(this.stats()),
+    });
     for (const shard of this.ownedShards) {
       this.service.addEndpoint(`shard-${shard}`, {
         subject: this.subjects.policyShard(shard),
         queue: `policy-${shard}`,
-        handler: (err, msg) => (err ? this.deps.log.error({ err }, 'endpoint error') : void this.onQuery(msg)),
+        handler: (err, msg) => (err ? this.deps.log.error({ err }, 'endpoint error') : void this.onQuery(shard, msg)),
       });
+      this.service.addEndpoint(`control-${shard}`, {
+        subject: this.subjects.policyControl(shard),
+        queue: `policy-${shard}`,
+        handler: (err, msg) => (err ? this.deps.log.error({ err }, 'endpoint error') : void this.onControl(shard, msg)),
+      });
+    }
+    for (const s of this.shards.values()) await s.feedback?.start();
+  }
+
+  /** Restores every owned shard's state (snapshot + OUTCOMES) before the shard serves queries. */
+  private async startFeedback(): Promise<void> {
+    const { nc, log } = this.deps;
+    const jsm = await nc.jetstreamManager();
+    await ensureFeedbackStreams(jsm, this.subjects, this.config);
+    const kv = await openPolicyStateBucket(nc, this.subjects);
+    const config = {
+      snapshotEvery: this.config.feedbackSnapshotEvery, snapshotMs: this.config.feedbackSnapshotMs,
+      evalTimeoutMs: this.config.feedbackEvalTimeoutMs, ackWaitMs: this.config.feedbackAckWaitMs,
+    };
+    for (const [shard, s] of this.shards) {
+      s.feedback = new ShardFeedbackConsumer(shard, config, {
+        nc, jsm, log, kv, subjects: this.subjects, view: this.view, executor: s.executor, store: s.store, policyFor: (name) => this.policyFor(name),
+      });
+      await s.feedback.restore();
     }
   }
 
-  private async onQuery(msg: Msg): Promise<void> {
+  private policyFor(name: PolicyName): CorrectionPolicy {
+    let p = this.policies.get(name);
+    if (!p) {
+      p = createPolicy(name);
+      this.policies.set(name, p);
+    }
+    return p;
+  }
+
+  /** `$SRV.STATS.clipper-policy`: the feedback counters of every owned shard. */
+  stats(): Record<string, unknown> {
+    return { feedback: Object.fromEntries([...this.shards].map(([shard, s]) => [String(shard), s.feedback?.stats()])) };
+  }
+
+  private async onQuery(shard: number, msg: Msg): Promise<void> {
     this.inFlight++;
     try {
       const q = decodeRequest(msg, this.ep.policy.request);
-      reply(msg, await this.executor.answer(q));
+      reply(msg, await this.shards.get(shard)!.executor.answer(q));
+    } catch (err) {
+      replyError(msg, err);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  /** Replay (with progress messages while it runs) or the state of one app on one shard. */
+  private async onControl(shard: number, msg: Msg): Promise<void> {
+    this.inFlight++;
+    try {
+      const req = decodeRequest(msg, policyControlRequestMessage);
+      if (!this.view.apps.has(req.app)) throw new ClipperError('CLIPPER_ERR_APP_NOT_FOUND', req.app);
+      const feedback = this.shards.get(shard)!.feedback!;
+      const base = { v: PROTOCOL_VERSION, shard, app: req.app };
+      if (req.op === 'replay') {
+        const progress = req.progress_subject;
+        const { replayed, seconds } = await feedback.replay(req, progress ? (p) => this.deps.nc.publish(progress, encode(p)) : undefined);
+        const { applied, feedback_seq } = feedback.state(req.app);
+        reply(msg, { ...base, applied, feedback_seq, replayed, seconds } satisfies PolicyControlReply);
+      } else {
+        reply(msg, { ...base, ...feedback.state(req.app) } satisfies PolicyControlReply);
+      }
     } catch (err) {
       replyError(msg, err);
     } finally {
@@ -68,6 +151,7 @@ export class PolicyActor implements Actor {
     await this.service?.stop().catch(() => undefined);
     const until = Date.now() + graceMs;
     while (this.inFlight > 0 && Date.now() < until) await sleep(10);
+    for (const s of this.shards.values()) await s.feedback?.stop().catch((err: unknown) => this.deps.log.error({ err }, 'feedback consumer stop failed'));
     this.view.stop();
     await this.deps.nc.drain().catch(() => undefined);
   }

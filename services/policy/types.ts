@@ -1,14 +1,23 @@
 import { commonConfigProperties, type CommonConfig } from '../../shared/config.js';
 import { shardConfigProperties } from '../../shared/shards.js';
+import { feedbackRetentionConfigProperties, type FeedbackRetention } from '../../shared/feedback-stream.js';
 import type { Tensor } from '../../shared/tensor.js';
 
 /** Policy settings: the shard count P and the shards this process owns. */
-export interface PolicyConfig extends CommonConfig {
+export interface PolicyConfig extends CommonConfig, FeedbackRetention {
   shards: number;
   /** Shards owned by this process; all of them when empty. */
   ownedShards: number[];
   /** Prediction cache shards C. */
   cacheShards: number;
+  /** Snapshot a shard's state to the KV bucket after this many applied observations… */
+  feedbackSnapshotEvery: number;
+  /** …or this long after the first observation not in a snapshot yet. */
+  feedbackSnapshotMs: number;
+  /** How long the models have to answer on one feedback input. */
+  feedbackEvalTimeoutMs: number;
+  /** The FEEDBACK consumer's ack wait: an unacknowledged observation is redelivered after it. */
+  feedbackAckWaitMs: number;
 }
 
 export const policyConfigSchema = {
@@ -17,6 +26,11 @@ export const policyConfigSchema = {
     ...commonConfigProperties,
     ...shardConfigProperties,
     cacheShards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
+    feedbackSnapshotEvery: { type: 'integer', minimum: 1, default: 1000 },
+    feedbackSnapshotMs: { type: 'integer', minimum: 10, default: 5000 },
+    feedbackEvalTimeoutMs: { type: 'integer', minimum: 10, default: 2000 },
+    feedbackAckWaitMs: { type: 'integer', minimum: 1000, default: 30_000 },
+    ...feedbackRetentionConfigProperties,
   },
   additionalProperties: false,
 } as const;

@@ -82,6 +82,55 @@ describe('subjects', () => {
     expect(new Subjects('a.b.c').registryBucket()).to.equal('a_b_c-registry');
   });
 
+  it('subjects - builds the feedback and outcome stream subjects per app and policy shard, and their filters', () => {
+    expect(d.feedbackAll()).to.equal('clipper.feedback.*');
+    expect(d.feedbackRecord('digits', 3)).to.equal('clipper.feedback.digits.3');
+    expect(c.feedbackRecord('digits', 0)).to.equal('acme.prod.feedback.digits.0');
+    expect(d.feedbackRecords()).to.equal('clipper.feedback.*.*');
+    expect(d.feedbackRecords(2)).to.equal('clipper.feedback.*.2');
+    expect(d.feedbackRecords(undefined, 'digits')).to.equal('clipper.feedback.digits.*');
+    expect(d.outcome('digits', 3)).to.equal('clipper.outcome.digits.3');
+    expect(c.outcome('digits', 0)).to.equal('acme.prod.outcome.digits.0');
+    expect(d.outcomes()).to.equal('clipper.outcome.*.*');
+    expect(d.outcomes(1)).to.equal('clipper.outcome.*.1');
+    expect(d.outcomes(undefined, 'digits')).to.equal('clipper.outcome.digits.*');
+    expect(d.outcomes(4, 'digits')).to.equal('clipper.outcome.digits.4');
+  });
+
+  it('subjects - a stored observation is never on the public feedback subject, nor in its wildcard', () => {
+    const stored = d.feedbackRecord('digits', 0).split('.');
+    expect(stored).to.have.length(d.feedbackAll().split('.').length + 1);
+    expect(d.feedbackRecords().split('.')).to.have.length(stored.length);
+    expect(d.feedback('digits').split('.')).to.have.length(d.feedbackAll().split('.').length);
+  });
+
+  it('subjects - builds the policy control subject apart from every app\'s policy subject', () => {
+    expect(d.policyControl(0)).to.equal('clipper.control.policy.0');
+    expect(c.policyControl(7)).to.equal('acme.prod.control.policy.7');
+    // An app named "control" must not receive control requests on its query wildcard.
+    expect(d.policy('control', 0)).to.not.equal(d.policyControl(0));
+    expect(d.policyShard(0).replace('*', 'control')).to.not.equal(d.policyControl(0));
+  });
+
+  it('subjects - names the feedback streams after the prefix, upper-cased with dots as underscores, and the state bucket like the registry', () => {
+    expect(d.feedbackStream()).to.equal('CLIPPER_FEEDBACK');
+    expect(d.outcomeStream()).to.equal('CLIPPER_OUTCOMES');
+    expect(c.feedbackStream()).to.equal('ACME_PROD_FEEDBACK');
+    expect(c.outcomeStream()).to.equal('ACME_PROD_OUTCOMES');
+    expect(new Subjects('my-co.x').outcomeStream()).to.equal('MY-CO_X_OUTCOMES');
+    expect(d.policyStateBucket()).to.equal('clipper-policy-state');
+    expect(c.policyStateBucket()).to.equal('acme_prod-policy-state');
+  });
+
+  it('subjects - stream names are valid JetStream names for any prefix', () => {
+    fc.assert(
+      fc.property(validPrefix, (prefix) => {
+        const s = new Subjects(prefix);
+        for (const n of [s.feedbackStream(), s.outcomeStream()]) expect(n).to.match(/^[A-Z0-9_-]+$/);
+      }),
+    );
+  });
+
   it('subjects - rejects invalid prefixes', () => {
     for (const bad of ['', '.', 'a.', '.a', 'a..b', 'a b', 'a.*', 'a.>', 'ä', 'a/b']) {
       expect(() => new Subjects(bad), JSON.stringify(bad)).to.throw(/invalid subject prefix/);
@@ -103,6 +152,10 @@ describe('subjects', () => {
       expect(() => d.events('worker', 'm', n)).to.throw(/invalid id name/);
       expect(() => d.workerEvents(n, '1')).to.throw(/invalid model name/);
       expect(() => d.workerEvents('m', n)).to.throw(/invalid version name/);
+      expect(() => d.feedbackRecord(n, 0)).to.throw(/invalid app name/);
+      expect(() => d.feedbackRecords(0, n)).to.throw(/invalid app name/);
+      expect(() => d.outcome(n, 0)).to.throw(/invalid app name/);
+      expect(() => d.outcomes(0, n)).to.throw(/invalid app name/);
     }
   });
 
@@ -117,6 +170,11 @@ describe('subjects', () => {
       expect(() => d.policyShard(s)).to.throw(/invalid shard/);
       expect(() => d.cacheGet(s)).to.throw(/invalid shard/);
       expect(() => d.cachePut(s)).to.throw(/invalid shard/);
+      expect(() => d.feedbackRecord('app', s)).to.throw(/invalid shard/);
+      expect(() => d.feedbackRecords(s)).to.throw(/invalid shard/);
+      expect(() => d.outcome('app', s)).to.throw(/invalid shard/);
+      expect(() => d.outcomes(s)).to.throw(/invalid shard/);
+      expect(() => d.policyControl(s)).to.throw(/invalid shard/);
     }
   });
 
@@ -160,6 +218,7 @@ describe('subjects', () => {
         const s = new Subjects(prefix);
         const subjects = [
           s.predict(a), s.feedback(a), s.policy(a, shard), s.cacheGet(shard), s.cachePut(shard),
+          s.feedbackRecord(a, shard), s.outcome(a, shard), s.policyControl(shard),
           s.batch(a, b), s.worker(a, b, r), s.events(a), s.events(a, b, r),
         ];
         for (const subject of subjects) {
