@@ -118,10 +118,24 @@ export class Exp3Policy implements CorrectionPolicy<Exp3State> {
  * (0 when none is known), so a newly linked model is neither favoured nor shut out.
  */
 export function contextLogWeights(models: readonly ModelRef[], weights: Record<string, number>): number[] {
-  const known = models.map((m) => readWeight(weights, m.name));
-  const seen = known.filter((w): w is number => w !== undefined);
-  const start = seen.length > 0 ? seen.reduce((a, b) => a + b, 0) / seen.length : 0;
-  return known.map((w) => w ?? start);
+  const logw = new Array<number>(models.length);
+  let sum = 0;
+  let seen = 0;
+  for (let i = 0; i < models.length; i++) {
+    const w = readWeight(weights, models[i]!.name);
+    if (w === undefined) {
+      logw[i] = NaN;
+    } else {
+      logw[i] = w;
+      sum += w;
+      seen++;
+    }
+  }
+  if (seen < models.length) {
+    const start = seen > 0 ? sum / seen : 0;
+    for (let i = 0; i < logw.length; i++) if (Number.isNaN(logw[i])) logw[i] = start;
+  }
+  return logw;
 }
 
 /** Raises every log-weight to at least max − maxSpread, then subtracts the max (in place; drops non-finite ones). */

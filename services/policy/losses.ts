@@ -10,7 +10,7 @@
  * held-out errors) over the most accurate one (a kNN with 4, whose votes are smoothed); with 0/1
  * loss the weights follow accuracy.
  */
-import { checkTensor, elementCount, toNumbers, toTypedArray, type Tensor } from '../../shared/tensor.js';
+import { checkTensor, elementCount, toNumbers, type Tensor } from '../../shared/tensor.js';
 
 /** How losses are measured. */
 export interface LossOptions {
@@ -76,20 +76,40 @@ export function predictionLoss(output: Tensor | undefined, label: number, opts: 
 }
 
 function computeLoss(output: Tensor, label: number, opts: LossOptions): number {
-  if (output.dtype !== 'BYTES' && opts.classificationLoss !== 'probability' && output.dtype !== 'INT64') {
-    // The common case, 0/1 loss on class scores, straight off the bytes: no copy, no array.
-    let view;
-    try {
-      view = toTypedArray(checkTensor(output));
-    } catch {
-      return 1;
-    }
-    if (view.length > 1) return zeroOneLoss(view as ArrayLike<number>, label);
+  if (opts.classificationLoss !== 'probability' && (output.dtype === 'FP32' || output.dtype === 'FP64')) {
+    const fast = floatZeroOneLoss(output, label);
+    if (fast !== undefined) return fast;
   }
   const values = numericValues(output);
   if (!values || values.length === 0) return 1;
   if (values.length === 1) return regressionLoss(values, label, opts.regressionScale ?? 1);
   return opts.classificationLoss === 'probability' ? classificationLoss(values, label) : zeroOneLoss(values, label);
+}
+
+const readF32 = Buffer.prototype.readFloatLE;
+const readF64 = Buffer.prototype.readDoubleLE;
+
+/**
+ * 0/1 loss of FP32/FP64 class scores read straight from the little-endian bytes, whatever their
+ * alignment: no copy, no array (replay scores hundreds of thousands of outputs). Undefined when the
+ * tensor is not a well-formed vector of more than one score: the general path decides then.
+ */
+function floatZeroOneLoss(t: Tensor, label: number): number | undefined {
+  const width = t.dtype === 'FP32' ? 4 : 8;
+  const n = elementCount(t.shape);
+  if (n < 2 || t.data.byteLength !== n * width) return undefined;
+  if (!Number.isInteger(label) || label < 0 || label >= n) return 1;
+  const read = width === 4 ? readF32 : readF64;
+  let top = -1;
+  let topValue = 0;
+  for (let i = 0; i < n; i++) {
+    const v = read.call(t.data as Buffer, i * width);
+    if (Number.isFinite(v) && v > 0 && (top < 0 || v > topValue)) {
+      top = i;
+      topValue = v;
+    }
+  }
+  return top === label ? 0 : 1;
 }
 
 /** Throws unless `scale` is a usable positive regression scale; returns it. */
