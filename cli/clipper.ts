@@ -13,8 +13,10 @@ import { Subjects } from '../shared/subjects.js';
 import { toJsonValue, type Tensor } from '../shared/tensor.js';
 import { NATS_INSTALL_HINT } from '../shared/nats-server.js';
 import { PROJECT_ROOT } from '../shared/process.js';
+import type { StatusSnapshot } from '../services/ingress/mod.js';
 import { AdminClient } from './admin-client.js';
 import { registerDemo, Stack } from './stack.js';
+import { formatStatus, formatTable } from './status-table.js';
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
 const err = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -82,7 +84,7 @@ program
         if (!stopping) err(`clipper: ${c.name} exited with ${code}; see ${path.join(stack.logDir, `${c.name}.log`)}`);
       });
     }
-    out(`clipper: query API ${stack.ingressUrl}, admin API ${stack.adminUrl}, logs in ${stack.logDir}`);
+    out(`clipper: query API ${stack.ingressUrl}, admin API ${stack.adminUrl}, dashboard ${stack.ingressUrl}/dashboard, logs in ${stack.logDir}`);
     if (o.demo) {
       out('clipper: registering the demo app "digits" and waiting for its model to load…');
       try {
@@ -309,6 +311,97 @@ natsOptions(feedback.command('replay'))
     } finally {
       await nc.close();
     }
+  });
+
+// ---- observing: status of the deployment, and the actors' logs ------------------------------------
+
+program
+  .command('status')
+  .description('apps, models, replicas, SLO attainment and cache hit rates, from the ingress (GET /status)')
+  .option('--url <url>', 'query API URL', process.env.CLIPPER_URL ?? 'http://127.0.0.1:1337')
+  .option('--json', 'print the ingress\'s JSON snapshot')
+  .action(async (o: { url: string; json?: boolean }) => {
+    let res: Response;
+    try {
+      res = await fetch(`${o.url}/status`);
+    } catch (e) {
+      throw new Error(`no ingress answers at ${o.url} (${(e as Error).message}); is the stack running (clipper up)?`);
+    }
+    if (!res.ok) throw new Error(`GET ${o.url}/status: ${res.status} ${await res.text()}`);
+    const snapshot = (await res.json()) as StatusSnapshot;
+    if (o.json) print(snapshot);
+    else out(formatStatus(snapshot));
+  });
+
+const DEFAULT_LOG_DIR = process.env.CLIPPER_LOG_DIR ?? path.join(PROJECT_ROOT, 'data', 'logs');
+
+/** The last `n` lines of a file, reading backwards in chunks. */
+function lastLines(file: string, n: number): string[] {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    let text = '';
+    let pos = size;
+    while (pos > 0 && text.split('\n').length <= n + 1) {
+      const len = Math.min(pos, 1 << 16);
+      pos -= len;
+      const buf = Buffer.alloc(len);
+      fs.readSync(fd, buf, 0, len, pos);
+      text = buf.toString('utf8') + text;
+    }
+    return text.split('\n').filter((l) => l !== '').slice(-n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+program
+  .command('logs [name]')
+  .description('list the actors\' log files (clipper up writes them to data/logs/), print the end of one, or follow one query through all of them')
+  .option('--dir <dir>', 'log folder', DEFAULT_LOG_DIR)
+  .option('-n, --lines <n>', 'lines to print', int, 50)
+  .option('-f, --follow', 'keep printing what is appended')
+  .option('--query <id>', 'every line about this query_id (run the actors with LOG_LEVEL=debug), across all logs')
+  .action(async (name: string | undefined, o: { dir: string; lines: number; follow?: boolean; query?: string }) => {
+    if (!fs.existsSync(o.dir)) throw new Error(`no log folder ${o.dir} (clipper up writes one under its --data-dir; --dir points elsewhere)`);
+    const files = fs.readdirSync(o.dir).filter((f) => f.endsWith('.log')).sort();
+    if (o.query) {
+      const readline = await import('node:readline');
+      let hits = 0;
+      for (const f of name ? files.filter((x) => x === name || x === `${name}.log`) : files) {
+        const lines = readline.createInterface({ input: fs.createReadStream(path.join(o.dir, f)), crlfDelay: Infinity });
+        for await (const line of lines) {
+          if (!line.includes(o.query)) continue;
+          hits++;
+          out(`${f.replace(/\.log$/, '')}: ${line}`);
+        }
+      }
+      err(`${hits} line(s) mention ${o.query} in ${files.length} log file(s) under ${o.dir}${hits === 0 ? ' (queries are logged at debug level: LOG_LEVEL=debug clipper up)' : ''}`);
+      return;
+    }
+    if (!name) {
+      out(formatTable(['LOG', 'BYTES', 'MODIFIED'], files.map((f) => {
+        const st = fs.statSync(path.join(o.dir, f));
+        return [f.replace(/\.log$/, ''), String(st.size), st.mtime.toISOString()];
+      })));
+      err(`(${o.dir}; \`clipper logs <name>\` prints the end of one)`);
+      return;
+    }
+    const file = path.join(o.dir, name.endsWith('.log') ? name : `${name}.log`);
+    if (!fs.existsSync(file)) throw new Error(`no log ${file}; \`clipper logs\` lists them`);
+    for (const line of lastLines(file, o.lines)) out(line);
+    if (!o.follow) return;
+    let offset = fs.statSync(file).size;
+    fs.watchFile(file, { interval: 250 }, (cur) => {
+      if (cur.size < offset) offset = 0; // truncated or replaced
+      if (cur.size === offset) return;
+      const fd = fs.openSync(file, 'r');
+      const buf = Buffer.alloc(cur.size - offset);
+      fs.readSync(fd, buf, 0, buf.length, offset);
+      fs.closeSync(fd);
+      offset = cur.size;
+      process.stdout.write(buf);
+    });
   });
 
 program.parseAsync().catch((e: unknown) => {

@@ -405,6 +405,69 @@ export interface PolicyControlReply {
   state?: unknown;
 }
 
+// ---- service stats: the `data` of an actor's `$SRV.STATS` reply (first endpoint), read by the ingress's metrics ----
+
+/** One worker replica as its scheduler sees it. */
+export interface SchedulerReplicaStats {
+  /** `<model>.<version>.<replica>` */
+  id: string;
+  in_flight: number;
+  /** The batch size the replica's sizer (AIMD, quantile or fixed) allows now. */
+  batch_size: number;
+  draining: boolean;
+}
+
+/** `$SRV.STATS.clipper-scheduler`: one model version's queue; counters are cumulative since the process started. */
+export interface SchedulerStatsPayload {
+  queued: number;
+  tasks: number;
+  batches: number;
+  expired: number;
+  rejected: number;
+  requeued: number;
+  replicas_dropped: number;
+  replicas: SchedulerReplicaStats[];
+  /** The scheduler's histograms (queue wait, batch size, compute time) in prom-client's JSON form, cumulative. */
+  metrics?: unknown[];
+}
+
+/** Counters of one model version in one cache process, cumulative since it started. */
+export interface CacheModelStats {
+  lookups: number;
+  /** Every hit, approximate ones included. */
+  hits: number;
+  approx_hits: number;
+  misses: number;
+  coalesced: number;
+  puts: number;
+}
+
+/** `$SRV.STATS.clipper-cache`; `models` is keyed `<model>:<version>`. */
+export interface CacheStatsPayload {
+  entries: number;
+  bytes: number;
+  evictions: number;
+  pending: number;
+  models: Record<string, CacheModelStats>;
+}
+
+/** Feedback counters of one policy shard (the fields the metrics read). */
+export interface FeedbackShardStats {
+  shard: number;
+  /** Per app: observations its state covers (a replay resets it), the last FEEDBACK sequence applied. */
+  apps: Record<string, { applied: number; feedback_seq: number }>;
+  lag: number;
+  /** Observations evaluated and applied since the process started. */
+  processed: number;
+  skipped: number;
+}
+
+/** `$SRV.STATS.clipper-policy`, keyed by shard: feedback counters, and softmax(log w) per app and model. */
+export interface PolicyStatsPayload {
+  feedback: Record<string, FeedbackShardStats | undefined>;
+  weights?: Record<string, Record<string, Record<string, number>>>;
+}
+
 export const feedbackRequestMessage = defineMessage<FeedbackRequest>({
   type: 'object',
   required: ['input', 'label'],

@@ -81,7 +81,7 @@ export class CacheActor implements Actor {
 
   async start(): Promise<void> {
     this.service = await this.deps.nc.services.add({
-      name: 'clipper-cache', version: '0.1.0', metadata: { shards: String(this.config.shards), owned: this.ownedShards.join(',') },
+      name: 'clipper-cache', version: '0.1.0', metadata: { shards: String(this.config.shards), owned: this.ownedShards.join(','), prefix: this.config.prefix },
       statsHandler: () => Promise.resolve(this.snapshot()),
     });
     for (const shard of this.ownedShards) {
@@ -131,6 +131,7 @@ export class CacheActor implements Actor {
     }
     const stats = this.statsFor(get.model, get.version);
     stats.lookups++;
+    if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: get.query_id, model: get.model, version: get.version, shard }, 'cache lookup');
     const fullKey = `${get.model}@${get.version}:${get.key}`;
     const entry = this.stores.get(shard)!.get(fullKey);
     if (entry && sameBytes(entry.input, get.input.data)) {

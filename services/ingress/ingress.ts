@@ -9,6 +9,9 @@
  * Feedback (`POST /<app>/update`, `<p>.feedback.<app>`) is checked the same way and appended to the
  * FEEDBACK stream on the subject of its policy shard; the client gets its id only once JetStream
  * has stored it (the PubAck), so an acknowledged observation is never lost.
+ *
+ * It also serves what an operator watches (monitoring.ts): `/metrics`, `/status` and the dashboard,
+ * from its own per-query counters and a periodic poll of the other actors' `$SRV.STATS`.
  */
 import http from 'node:http';
 import { ErrorCode as NatsErrorCode, NatsError, nuid, type JetStreamClient, type Msg, type NatsConnection, type Service } from 'nats';
@@ -28,7 +31,10 @@ import { openRegistryBucket, RegistryView, type AppRecord } from '../../shared/r
 import { Subjects } from '../../shared/subjects.js';
 import { toJsonValue, type Tensor } from '../../shared/tensor.js';
 import { isStatelessPolicy, QueryExecutor } from '../policy/mod.js';
+import { ClusterStats } from './cluster-stats.js';
+import { IngressMetrics } from './ingress-metrics.js';
 import { LoadShedder } from './load-shedder.js';
+import { MonitoringEndpoints } from './monitoring.js';
 import type { IngressConfig } from './types.js';
 
 export interface IngressDeps {
@@ -48,6 +54,9 @@ export class Ingress implements Actor {
   private readonly executor: QueryExecutor;
   private readonly requester: Requester;
   private readonly shedder = new LoadShedder();
+  readonly metrics: IngressMetrics;
+  private readonly cluster: ClusterStats;
+  private readonly monitoring: MonitoringEndpoints;
   private server?: http.Server;
   private service?: Service;
   private hash32?: (input: string, seed?: number) => number;
@@ -62,6 +71,9 @@ export class Ingress implements Actor {
     this.view = new RegistryView(deps.log);
     this.executor = new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view, cacheShards: config.cacheShards });
     this.requester = new Requester(deps.nc);
+    this.metrics = new IngressMetrics(this.view, () => this.inFlight);
+    this.cluster = new ClusterStats({ ...deps, view: this.view, prefix: config.prefix }, config.statsPollMs);
+    this.monitoring = new MonitoringEndpoints({ ...deps, view: this.view, metrics: this.metrics, cluster: this.cluster });
   }
 
   /** The HTTP port actually bound (useful with port 0). */
@@ -101,6 +113,7 @@ export class Ingress implements Actor {
       this.server!.once('error', reject);
       this.server!.listen(this.config.httpPort, this.config.httpHost, () => resolve());
     });
+    this.cluster.start();
     this.ready = true;
     this.deps.log.info({ port: this.port }, 'ingress listening');
   }
@@ -112,7 +125,7 @@ export class Ingress implements Actor {
    * clock starts at `receivedUnixMs`, when the request reached this process, so the time spent
    * reading and parsing it counts against the deadline too.
    */
-  async predict(appName: string, body: PredictRequest, encoding: Encoding, receivedUnixMs = Date.now()): Promise<Record<string, unknown>> {
+  async predict(appName: string, body: PredictRequest, encoding: Encoding, receivedUnixMs = Date.now(), startedMs = performance.now()): Promise<Record<string, unknown>> {
     const app = this.view.apps.get(appName);
     if (!app) throw new ClipperError('CLIPPER_ERR_APP_NOT_FOUND', `no application named ${appName}`);
     if (body.version !== undefined && !(this.view.links.get(appName) ?? []).some((m) => this.view.model(m, body.version!))) {
@@ -122,13 +135,13 @@ export class Ingress implements Actor {
     const uid = body.uid === undefined ? DEFAULT_UID : String(body.uid);
     if (body.input_batch !== undefined) {
       const inputs = parseInputBatch(body.input_batch, spec);
-      const batch = await Promise.all(inputs.map((input) => this.query(app, uid, body.version, input, encoding, receivedUnixMs, body.cache === false)));
+      const batch = await Promise.all(inputs.map((input) => this.query(app, uid, body.version, input, encoding, receivedUnixMs, body.cache === false, startedMs)));
       return { v: PROTOCOL_VERSION, batch_predictions: batch };
     }
-    return { v: PROTOCOL_VERSION, ...(await this.query(app, uid, body.version, parseInput(body.input, spec), encoding, receivedUnixMs, body.cache === false)) };
+    return { v: PROTOCOL_VERSION, ...(await this.query(app, uid, body.version, parseInput(body.input, spec), encoding, receivedUnixMs, body.cache === false, startedMs)) };
   }
 
-  private async query(app: AppRecord, uid: string, version: string | undefined, input: Tensor, encoding: Encoding, receivedUnixMs: number, noCache: boolean): Promise<Prediction> {
+  private async query(app: AppRecord, uid: string, version: string | undefined, input: Tensor, encoding: Encoding, receivedUnixMs: number, noCache: boolean, startedMs: number): Promise<Prediction> {
     const sloMs = app.latency_slo_micros / 1000;
     const queryId = nuid.next();
     const deadlineUnixMs = receivedUnixMs + sloMs;
@@ -142,10 +155,15 @@ export class Ingress implements Actor {
           timeoutMs: sloMs + this.config.policyGraceMs, noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE', timeout: 'CLIPPER_ERR_SERVICE_UNAVAILABLE',
         });
     } catch (err) {
-      if (err instanceof ClipperError && err.code === 'CLIPPER_ERR_QUEUE_FULL') this.shedder.refused(app.name);
+      const refused = err instanceof ClipperError && err.code === 'CLIPPER_ERR_QUEUE_FULL';
+      if (refused) this.shedder.refused(app.name);
+      this.metrics.query(app, refused ? 'refused' : 'error', startedMs);
+      if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId, app: app.name, code: ClipperError.from(err).code }, 'query failed');
       throw err;
     }
     this.shedder.answered(app.name);
+    this.metrics.query(app, answer.default ? 'default' : 'ok', startedMs);
+    if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId, app: app.name, default: answer.default, models: answer.models }, 'query answered');
     const output = typeof answer.output === 'string' || encoding === 'msgpack' ? answer.output : toJsonValue(answer.output);
     const prediction: Prediction = { query_id: queryId, output, default: answer.default };
     if (answer.default_explanation) prediction.default_explanation = answer.default_explanation;
@@ -175,9 +193,11 @@ export class Ingress implements Actor {
       const ack = await this.js!.publish(this.subjects.feedbackRecord(app.name, shard), encode(record), { expect: { streamName: this.subjects.feedbackStream() } });
       seq = ack.seq;
     } catch (err) {
+      this.metrics.feedbackDone(app.name, 'error');
       if (err instanceof NatsError && err.code === NatsErrorCode.MaxPayloadExceeded) throw new ClipperError('CLIPPER_ERR_REQUEST_TOO_LARGE', err.message);
       throw new ClipperError('CLIPPER_ERR_FEEDBACK_UNAVAILABLE', `JetStream did not store it: ${(err as Error).message}`);
     }
+    this.metrics.feedbackDone(app.name, 'stored');
     return { v: PROTOCOL_VERSION, feedback_id: `${app.name}:${seq}`, stream_seq: seq };
   }
 
@@ -207,6 +227,7 @@ export class Ingress implements Actor {
 
   private async onNatsPredict(msg: Msg): Promise<void> {
     const receivedUnixMs = Date.now();
+    const startedMs = performance.now();
     const json = isJsonMsg(msg);
     this.inFlight++;
     try {
@@ -216,7 +237,7 @@ export class Ingress implements Actor {
       const app = Subjects.lastToken(msg.subject);
       this.shedIfOverloaded(app);
       const body = decodeRequest(msg, this.ep.predict.request);
-      reply(msg, await this.predict(app, body, json ? 'json' : 'msgpack', receivedUnixMs), json);
+      reply(msg, await this.predict(app, body, json ? 'json' : 'msgpack', receivedUnixMs, startedMs), json);
     } catch (err) {
       this.logFailure(err, msg.subject);
       replyError(msg, err, json);
@@ -229,6 +250,7 @@ export class Ingress implements Actor {
 
   private async onHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const receivedUnixMs = Date.now();
+    const startedMs = performance.now();
     this.inFlight++;
     // msgpack bodies skip JSON parsing of large numeric inputs; the answer uses the same encoding.
     const msgpack = isMsgpackContentType(req.headers['content-type']);
@@ -236,6 +258,7 @@ export class Ingress implements Actor {
       const url = req.url ?? '/';
       const path = url.split('?')[0]!;
       if (path === '/health') return this.sendHealth(req, res);
+      if (MonitoringEndpoints.handles(path)) return await this.monitoring.handle(req, res, path);
       const match = /^\/([^/]+)\/(predict|update)$/.exec(path);
       if (!match) throw new ClipperError('CLIPPER_ERR_ROUTE_NOT_FOUND', `${req.method} ${path}`);
       if (req.method !== 'POST') throw new ClipperError('CLIPPER_ERR_METHOD_NOT_ALLOWED', `${req.method} ${path}: use POST`);
@@ -258,8 +281,8 @@ export class Ingress implements Actor {
       this.shedIfOverloaded(app);
       const raw = await readBody(req, this.config.maxBodyBytes);
       const body = this.ep.predict.request.parse(msgpack ? decode(raw) : decodeJson(raw));
-      if (msgpack) sendMsgpack(res, 200, await this.predict(app, body, 'msgpack', receivedUnixMs));
-      else sendJson(res, 200, await this.predict(app, body, 'json', receivedUnixMs));
+      if (msgpack) sendMsgpack(res, 200, await this.predict(app, body, 'msgpack', receivedUnixMs, startedMs));
+      else sendJson(res, 200, await this.predict(app, body, 'json', receivedUnixMs, startedMs));
     } catch (err) {
       const e = ClipperError.from(err);
       this.logFailure(e, req.url);
@@ -271,7 +294,10 @@ export class Ingress implements Actor {
 
   /** Refuses a share of an overloaded app's queries before spending any work on them. */
   private shedIfOverloaded(app: string): void {
-    if (this.shedder.shouldShed(app)) throw new ClipperError('CLIPPER_ERR_QUEUE_FULL', `${app} is overloaded; refused at the ingress`);
+    if (!this.shedder.shouldShed(app)) return;
+    const record = this.view.apps.get(app);
+    if (record) this.metrics.query(record, 'refused', 0);
+    throw new ClipperError('CLIPPER_ERR_QUEUE_FULL', `${app} is overloaded; refused at the ingress`);
   }
 
   private sendHealth(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -289,11 +315,13 @@ export class Ingress implements Actor {
 
   async stop(graceMs = 5_000): Promise<void> {
     this.ready = false;
+    this.monitoring.stop();
     this.server?.close();
     await this.service?.stop().catch(() => undefined);
     const until = Date.now() + graceMs;
     while (this.inFlight > 0 && Date.now() < until) await sleep(10);
     this.server?.closeAllConnections();
+    this.cluster.stop();
     this.view.stop();
     await this.deps.nc.drain().catch(() => undefined);
   }

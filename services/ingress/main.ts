@@ -16,6 +16,7 @@ const config = loadConfig<IngressConfig>(ingressConfigSchema, {
   cacheShards: env.CLIPPER_CACHE_SHARDS,
   feedbackMaxAgeS: env.CLIPPER_FEEDBACK_MAX_AGE_S,
   feedbackMaxBytes: env.CLIPPER_FEEDBACK_MAX_BYTES,
+  statsPollMs: env.CLIPPER_STATS_POLL_MS,
 });
 const log = createLogger('ingress', config.logLevel);
 await runActor('ingress', log, async () => new Ingress(config, { nc: await connectNats(config.natsUrl, 'ingress', log), log }));

@@ -19,6 +19,8 @@ export interface IngressConfig extends CommonConfig, FeedbackRetention {
   cacheShards: number;
   /** How long to wait for JetStream to store an observation before answering 503. */
   feedbackPublishTimeoutMs: number;
+  /** How often to poll the other actors' `$SRV.STATS` for `/metrics`, `/status` and the dashboard (0: never). */
+  statsPollMs: number;
 }
 
 export const ingressConfigSchema = {
@@ -34,6 +36,7 @@ export const ingressConfigSchema = {
     localStatelessPolicies: { type: 'boolean', default: true },
     cacheShards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
     feedbackPublishTimeoutMs: { type: 'integer', minimum: 100, default: 5_000 },
+    statsPollMs: { type: 'integer', minimum: 0, default: 1_000 },
     ...feedbackRetentionConfigProperties,
   },
   additionalProperties: false,

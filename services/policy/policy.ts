@@ -11,11 +11,12 @@ import { ClipperError } from '../../shared/errors.js';
 import { ensureFeedbackStreams, openPolicyStateBucket } from '../../shared/feedback-stream.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, reply, replyError } from '../../shared/nats.js';
-import { endpoints, policyControlRequestMessage, PROTOCOL_VERSION, type PolicyControlReply } from '../../shared/protocol.js';
+import { endpoints, policyControlRequestMessage, PROTOCOL_VERSION, type PolicyControlReply, type PolicyStatsPayload } from '../../shared/protocol.js';
 import { openRegistryBucket, RegistryView, type PolicyName } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { initHash } from '../../shared/hash.js';
 import { encode } from '../../shared/codec.js';
+import { contextLogWeights, softmax, type LogWeightState } from './exp3-policy.js';
 import { createPolicy, QueryExecutor } from './executor.js';
 import { ShardFeedbackConsumer } from './feedback-consumer.js';
 import { PolicyStateStore } from './state-store.js';
@@ -107,15 +108,35 @@ export class PolicyActor implements Actor {
     return p;
   }
 
-  /** `$SRV.STATS.clipper-policy`: the feedback counters of every owned shard. */
-  stats(): Record<string, unknown> {
-    return { feedback: Object.fromEntries([...this.shards].map(([shard, s]) => [String(shard), s.feedback?.stats()])) };
+  /** `$SRV.STATS.clipper-policy`: the feedback counters and the population's model weights of every owned shard. */
+  stats(): PolicyStatsPayload {
+    return {
+      feedback: Object.fromEntries([...this.shards].map(([shard, s]) => [String(shard), s.feedback?.stats()])),
+      weights: Object.fromEntries([...this.shards].map(([shard, s]) => [String(shard), this.populationWeights(s.store)])),
+    };
+  }
+
+  /**
+   * Per app with log-weight state (exp3, exp4): softmax(log w) over its linked models, what the
+   * population's queries are drawn or combined by (a model without a weight yet gets the mean).
+   */
+  private populationWeights(store: PolicyStateStore<unknown>): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const app of store.apps()) {
+      const population = store.population(app) as Partial<LogWeightState> | undefined;
+      const linked = this.view.links.get(app) ?? [];
+      if (!population || typeof population.weights !== 'object' || population.weights === null || linked.length === 0) continue;
+      const w = softmax(contextLogWeights(linked.map((name) => ({ name, version: this.view.current.get(name) ?? '' })), population.weights));
+      out[app] = Object.fromEntries(linked.map((name, i) => [name, w[i]!]));
+    }
+    return out;
   }
 
   private async onQuery(shard: number, msg: Msg): Promise<void> {
     this.inFlight++;
     try {
       const q = decodeRequest(msg, this.ep.policy.request);
+      if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: q.query_id, app: q.app, shard }, 'query received');
       reply(msg, await this.shards.get(shard)!.executor.answer(q));
     } catch (err) {
       replyError(msg, err);

@@ -105,6 +105,11 @@ export class PolicyStateStore<S> {
     return this.byApp.get(app)?.applied ?? 0;
   }
 
+  /** The app's population state, live (not a copy: read it, do not change it); undefined for an app with none. */
+  population(app: string): S | undefined {
+    return this.byApp.get(app)?.population;
+  }
+
   /** Users with their own state in the app. */
   userCount(app: string): number {
     return this.byApp.get(app)?.users.size ?? 0;

@@ -22,6 +22,7 @@ import { Subjects } from '../../shared/subjects.js';
 import { checkTensor, type Tensor } from '../../shared/tensor.js';
 import type { BatchSizer } from './batch-sizer.js';
 import { createBatchSizer, type SizerKind } from './batch-sizers.js';
+import { SchedulerMetrics } from './scheduler-metrics.js';
 import { DeadlineQueue } from './deadline-queue.js';
 import type { SchedulerConfig } from './types.js';
 
@@ -30,6 +31,8 @@ interface PendingTask {
   queryId: string;
   deadlineUnixMs: number;
   enqueuedUnixMs: number;
+  /** performance.now() at arrival: the queue-wait metric. */
+  enqueuedMs: number;
   input: Tensor;
   /** A miss forwarded by the cache: the worker puts the result there. */
   cachePut?: string;
@@ -101,13 +104,15 @@ export class Scheduler implements Actor {
   private batchSeq = 0;
   private accepting = true;
   /** Counters for stats and tests. */
-  readonly counters = { tasks: 0, batches: 0, expired: 0, rejected: 0, requeued: 0 };
+  readonly counters = { tasks: 0, batches: 0, expired: 0, rejected: 0, requeued: 0, replicas_dropped: 0 };
+  private readonly metrics: SchedulerMetrics;
 
   constructor(private readonly config: Readonly<SchedulerConfig>, private readonly deps: SchedulerDeps) {
     this.subjects = new Subjects(config.prefix);
     this.ep = endpoints(this.subjects);
     this.view = new RegistryView(deps.log);
     this.requester = new Requester(deps.nc);
+    this.metrics = new SchedulerMetrics({ model: config.model, version: config.version });
     this.settings = { kind: 'aimd', maxBatchSize: DEFAULT_MAX_BATCH, delayMs: 0, budgetUs: DEFAULT_SLO_US * DEFAULT_SLO_FRACTION, maxQueueLength: config.maxQueueLength };
   }
 
@@ -123,8 +128,8 @@ export class Scheduler implements Actor {
     this.sweeper = setInterval(() => this.dropSilentReplicas(), Math.max(50, this.config.replicaTimeoutMs / 4));
 
     this.service = await nc.services.add({
-      name: 'clipper-scheduler', version: '0.1.0', description: `queue of ${model}:${version}`, metadata: { model, version },
-      statsHandler: () => Promise.resolve(this.stats()),
+      name: 'clipper-scheduler', version: '0.1.0', description: `queue of ${model}:${version}`, metadata: { model, version, prefix: this.config.prefix },
+      statsHandler: async () => ({ ...this.stats(), metrics: await this.metrics.json() }),
     });
     this.service.addEndpoint('tasks', {
       subject: this.subjects.batch(model, version),
@@ -253,6 +258,7 @@ export class Scheduler implements Actor {
     }
     replica.inFlight.clear();
     this.counters.requeued += requeued;
+    this.counters.replicas_dropped++;
     this.deps.log.warn({ replica: replica.id, why, requeued }, 'replica dropped');
     this.pump();
   }
@@ -263,12 +269,13 @@ export class Scheduler implements Actor {
     let task: PendingTask;
     try {
       const t = decodeRequest(msg, this.ep.batch.request);
-      task = { msg, queryId: t.query_id, deadlineUnixMs: t.deadline_unix_ms, enqueuedUnixMs: Date.now(), input: checkTensor(t.input), cachePut: t.cache_put, cacheKey: t.cache_key };
+      task = { msg, queryId: t.query_id, deadlineUnixMs: t.deadline_unix_ms, enqueuedUnixMs: Date.now(), enqueuedMs: performance.now(), input: checkTensor(t.input), cachePut: t.cache_put, cacheKey: t.cache_key };
     } catch (err) {
       replyError(msg, err);
       return;
     }
     this.counters.tasks++;
+    if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId }, 'task received');
     if (!this.accepting) {
       this.reject(task, new ClipperError('CLIPPER_ERR_SERVICE_UNAVAILABLE', 'scheduler is shutting down'));
       return;
@@ -317,11 +324,13 @@ export class Scheduler implements Actor {
 
   private expire(task: PendingTask): void {
     this.counters.expired++;
+    if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId }, 'task expired');
     replyError(task.msg, new ClipperError('CLIPPER_ERR_QUERY_EXPIRED', `query ${task.queryId} expired in the queue of ${this.config.model}:${this.config.version}`));
   }
 
   private reject(task: PendingTask, err: ClipperError): void {
     this.counters.rejected++;
+    if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId, code: err.code }, 'task refused');
     replyError(task.msg, err);
   }
 
@@ -384,6 +393,12 @@ export class Scheduler implements Actor {
     const batch: InFlightBatch = { id: `${this.config.model}-${this.config.version}-${++this.batchSeq}`, tasks, abandoned: false };
     replica.inFlight.set(batch.id, batch);
     this.counters.batches++;
+    const sentMs = performance.now();
+    const debug = this.deps.log.isLevelEnabled('debug');
+    for (const t of tasks) {
+      this.metrics.queued((sentMs - t.enqueuedMs) / 1000);
+      if (debug) this.deps.log.debug({ queryId: t.queryId, batchId: batch.id, replica: replica.id }, 'task dispatched');
+    }
     let deadline = 0;
     for (const t of tasks) deadline = Math.max(deadline, t.deadlineUnixMs);
     const wire: Batch = {
@@ -406,7 +421,8 @@ export class Scheduler implements Actor {
           return;
         }
         // The worker has answered each task's requester directly (reply_to).
-        this.ep.worker.response.parse(decode(res.data));
+        const result = this.ep.worker.response.parse(decode(res.data));
+        this.metrics.batchDone(tasks.length, result.compute_us / 1e6);
         const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
         replica.sizer.observe(tasks.length, latencyUs);
         replica.lastBatchUnixMs = Date.now();

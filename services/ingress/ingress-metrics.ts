@@ -1,0 +1,69 @@
+/**
+ * The ingress's own metrics, kept with prom-client where they happen (every query and observation
+ * passes through an ingress), plus the recent windows behind the dashboard and `clipper status`.
+ * `exposition()` adds the other actors' families (ClusterStats) into one Prometheus text.
+ */
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { AppRecord, RegistryView } from '../../shared/registry.js';
+import type { ClusterStats } from './cluster-stats.js';
+import { RecentQueries, type QueryOutcome } from './recent-queries.js';
+
+/** Seconds, around the SLOs apps use: 0.5 ms to 1 s. */
+export const REQUEST_DURATION_BUCKETS_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1];
+
+export class IngressMetrics {
+  readonly registry = new Registry();
+  readonly recent = new RecentQueries();
+  private readonly requests: Counter<'app' | 'outcome'>;
+  private readonly withinSlo: Counter<'app'>;
+  private readonly duration: Histogram<'app'>;
+  private readonly feedback: Counter<'app' | 'outcome'>;
+
+  constructor(view: RegistryView, inFlight: () => number) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: 'clipper_requests_total', help: 'Queries by app and outcome: ok (a model answered), default (the app\'s default output), refused (503, overload), error', labelNames: ['app', 'outcome'], registers,
+    });
+    this.withinSlo = new Counter({ name: 'clipper_requests_within_slo_total', help: 'Queries a model answered within the app\'s latency SLO', labelNames: ['app'], registers });
+    this.duration = new Histogram({
+      name: 'clipper_request_duration_seconds', help: 'Time from a query\'s arrival at the ingress to its answer (model or default output)', labelNames: ['app'], buckets: REQUEST_DURATION_BUCKETS_S, registers,
+    });
+    this.feedback = new Counter({ name: 'clipper_feedback_total', help: 'Feedback observations by app and outcome: stored (acknowledged by JetStream) or error', labelNames: ['app', 'outcome'], registers });
+    new Gauge({
+      name: 'clipper_app_slo_seconds', help: 'Latency SLO of each app', labelNames: ['app'], registers,
+      collect() {
+        this.reset();
+        for (const a of view.apps.values()) this.set({ app: a.name }, a.latency_slo_micros / 1e6);
+      },
+    });
+    new Gauge({ name: 'clipper_ingress_requests_in_flight', help: 'HTTP and NATS requests this ingress is handling now', registers, collect() { this.set(inFlight()); } });
+  }
+
+  /** One query of `app` ended; `startedMs` is performance.now() at its arrival. */
+  query(app: AppRecord, outcome: QueryOutcome, startedMs: number): void {
+    this.requests.inc({ app: app.name, outcome });
+    if (outcome === 'ok' || outcome === 'default') {
+      const ms = performance.now() - startedMs;
+      const within = outcome === 'ok' && ms * 1000 <= app.latency_slo_micros;
+      this.duration.observe({ app: app.name }, ms / 1000);
+      this.withinSlo.inc({ app: app.name }, within ? 1 : 0);
+      this.recent.record(app.name, outcome, ms, within);
+    } else {
+      this.recent.record(app.name, outcome);
+    }
+  }
+
+  feedbackDone(app: string, outcome: 'stored' | 'error'): void {
+    this.feedback.inc({ app, outcome });
+  }
+
+  /** This ingress's metrics and every actor's, in the Prometheus text format. */
+  async exposition(cluster: ClusterStats): Promise<string> {
+    const own = await this.registry.getMetricsAsJSON();
+    return AggregatorRegistry.aggregate([own, ...cluster.families()]).metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
