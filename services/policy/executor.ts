@@ -155,9 +155,10 @@ export class QueryExecutor {
     clearTimeout(timer);
     const arrived = new Map(outputs);
     this.fanOut.record(q.app, selected.length, wanted.length, overloaded !== undefined);
-    const combined = policy.combine(ctx, state, selected, arrived, (m) => this.expected.expected(q.app, m.name));
     // Overload is answered by early rejection (retryable), not by a default output.
-    if (!combined && overloaded && arrived.size === 0) throw overloaded;
+    if (arrived.size === 0 && overloaded) throw overloaded;
+    // Expected outputs stand in for stragglers, never for every model: no answer at all is the default.
+    const combined = arrived.size > 0 ? policy.combine(ctx, state, selected, arrived, (m) => this.expected.expected(q.app, m.name)) : undefined;
     if (!combined) {
       const late = selected.filter((m) => !arrived.has(modelKey(m)) && !failures.some((f) => f.startsWith(`${modelKey(m)}:`)));
       const why = [...failures, ...late.map((m) => `${modelKey(m)}: no answer before the deadline`)].join('; ');

@@ -77,13 +77,10 @@ export class Exp3Policy implements CorrectionPolicy<Exp3State> {
     return softmax(contextLogWeights(ctx.models, state.weights)).map((s) => (1 - this.gamma) * s + this.gamma / k);
   }
 
-  /** The drawn model first (the one a degraded query keeps), then the others by probability. */
+  /** The one drawn model: each query costs one evaluation. */
   select(ctx: PolicyContext, state: Exp3State, rng: () => number): ModelRef[] {
-    const p = this.probabilities(ctx, state);
-    const drawn = sample(p, rng);
-    if (drawn < 0) return [];
-    const rest = ctx.models.map((_, i) => i).filter((i) => i !== drawn).sort((a, b) => p[b]! - p[a]! || a - b);
-    return [drawn, ...rest].map((i) => ctx.models[i]!);
+    const drawn = sample(this.probabilities(ctx, state), rng);
+    return drawn < 0 ? [] : [ctx.models[drawn]!];
   }
 
   /** The first selected model's output, else its expected output; no ensemble. */

@@ -3,6 +3,8 @@
  * and an anytime answer at the deadline stands in a straggler's expected output for its own.
  */
 import { expect } from 'chai';
+import { connect, type NatsConnection } from 'nats';
+import { serviceStats } from '../../shared/nats.js';
 import { startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { addJsModel, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
 
@@ -15,6 +17,9 @@ describe('correction policies (real processes)', function () {
   this.timeout(120_000);
   let nats: TestNats;
   let sys: TestStack;
+  let nc: NatsConnection;
+  const tasks = async (model: string): Promise<number> =>
+    (await serviceStats<{ tasks: number }>(nc, 'clipper-scheduler', (md) => md.model === model))?.tasks ?? 0;
   const predict = async (app: string, body: Record<string, unknown> = { input: [1, 2] }) => postJson(`${sys.stack.ingressUrl}/${app}/predict`, body);
   const addApp = (name: string, policy: string, models: string[], sloMs: number) =>
     sys.admin.call('add_app', { name, input_type: 'doubles', policy, latency_slo_micros: sloMs * 1000, default_output: 'none', candidate_model_names: models });
@@ -31,9 +36,11 @@ describe('correction policies (real processes)', function () {
     await waitForModelAnswer(sys, 'both', { input: [1, 2] });
     await waitForModelAnswer(sys, 'pick', { input: [1, 2] });
     await waitForModelAnswer(sys, 'lagging', { input: [1, 2] });
+    nc = await connect({ servers: nats.url });
   });
 
   after(async () => {
+    await nc?.close();
     await stopTestStack(sys);
     await stopTestNats(nats);
   });
@@ -51,6 +58,7 @@ describe('correction policies (real processes)', function () {
 
   it('policies - exp3 answers each query from exactly one of the linked models', async () => {
     const seen = new Set<string>();
+    const before = (await tasks('first')) + (await tasks('second'));
     for (let i = 0; i < 40; i++) {
       const res = await predict('pick');
       expect(res.status).to.equal(200);
@@ -61,6 +69,8 @@ describe('correction policies (real processes)', function () {
     }
     // with equal weights both models get picked
     expect(seen.size).to.equal(2);
+    // and each query cost one model evaluation
+    expect((await tasks('first')) + (await tasks('second')) - before).to.equal(40);
   });
 
   it('policies - a straggler misses the deadline: the answer comes from the others and names it as missing', async () => {

@@ -104,16 +104,16 @@ describe('exp3 policy', () => {
     expect(s.weights.a).to.be.closeTo(-0.05, 1e-12);
   });
 
-  it('exp3 - select puts the drawn model first and the others by probability', () => {
+  it('exp3 - select returns only the drawn model: one evaluation per query', () => {
     const p = new Exp3Policy({ gamma: 0.1 });
     const s: Exp3State = { weights: { a: -2, b: 0, c: -1 }, n: 5 };
     const c = ctx([a1, b1, c1]);
     const probs = p.probabilities(c, s); // order b, c, a
     // rng 0 draws the first model with positive probability: a
-    expect(p.select(c, s, fixed(0))).to.deep.equal([a1, b1, c1]);
+    expect(p.select(c, s, fixed(0))).to.deep.equal([a1]);
     // rng just past p_a draws b
-    expect(p.select(c, s, fixed(probs[0]! + 1e-9))).to.deep.equal([b1, c1, a1]);
-    expect(p.select(c, s, fixed(0.999999))).to.deep.equal([c1, b1, a1]);
+    expect(p.select(c, s, fixed(probs[0]! + 1e-9))).to.deep.equal([b1]);
+    expect(p.select(c, s, fixed(0.999999))).to.deep.equal([c1]);
     expect(p.select(ctx([]), s, fixed(0.5))).to.deep.equal([]);
   });
 
