@@ -132,6 +132,7 @@ export class QueryExecutor {
     const outputs = new Map<string, Tensor>();
     const failures: string[] = [];
     let overloaded: ClipperError | undefined;
+    const refused = new Set<string>();
     const pending = selected.map(async (m) => {
       try {
         const output = await this.evaluate(m, q);
@@ -139,7 +140,10 @@ export class QueryExecutor {
         this.expected.observe(q.app, m.name, output);
       } catch (err) {
         const e = ClipperError.from(err);
-        if (e.code === 'CLIPPER_ERR_QUEUE_FULL') overloaded = e;
+        if (e.code === 'CLIPPER_ERR_QUEUE_FULL') {
+          overloaded = e;
+          refused.add(modelKey(m));
+        }
         failures.push(`${modelKey(m)}: ${e.message}`);
         this.deps.log.debug({ queryId: q.query_id, model: modelKey(m), code: e.code }, 'model did not answer');
       }
@@ -154,7 +158,7 @@ export class QueryExecutor {
     ]);
     clearTimeout(timer);
     const arrived = new Map(outputs);
-    this.fanOut.record(q.app, selected.length, wanted.length, overloaded !== undefined);
+    this.fanOut.record(q.app, selected, wanted.length, refused);
     // Overload is answered by early rejection (retryable), not by a default output.
     if (arrived.size === 0 && overloaded) throw overloaded;
     // Expected outputs stand in for stragglers, never for every model: no answer at all is the default.

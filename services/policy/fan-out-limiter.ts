@@ -1,12 +1,12 @@
 /**
  * Graceful degradation for policies that ask several models (Clipper §5: the correction layer decides
  * what to drop under overload). Per app, a fan-out limit k over the policy's selection, which comes
- * most valuable first: when a query meets an overloaded model (its scheduler refused the task),
- * k shrinks by one, so the lowest-weight model is no longer asked; after `recoverAfter` queries in
+ * most valuable first: when the lowest-weight model asked refuses a query as overloaded (its
+ * scheduler's queue is full), k shrinks by one, so that model is no longer asked; after `recoverAfter` queries in
  * a row without overload it grows by one again, probing whether the dropped model can be afforded.
  * The app keeps answering within its SLO, from fewer models, at somewhat lower accuracy.
  */
-import type { ModelRef } from './types.js';
+import { modelKey, type ModelRef } from './types.js';
 
 export interface FanOutLimiterOptions {
   /** Clean queries in a row before one more model is asked again (default 200). */
@@ -33,8 +33,16 @@ export class FanOutLimiter {
     return selected.length > k ? selected.slice(0, Math.max(1, k)) : selected;
   }
 
-  /** Records how a query went: `asked` models of the `wanted` the policy selected. */
-  record(app: string, asked: number, wanted: number, overloaded: boolean): void {
+  /**
+   * Records how a query went: the models `asked` (a prefix of the `wanted` selection) and those of
+   * them that refused as overloaded. Only a refusal by the last model asked (the lowest weight)
+   * shrinks the limit: dropping a lighter model does not relieve a heavier one that is overloaded,
+   * which stands in by its expected output instead. Queries already in flight under a higher limit
+   * shrink it once, not once each.
+   */
+  record(app: string, asked: readonly ModelRef[], wanted: number, refused: ReadonlySet<string>): void {
+    const last = asked[asked.length - 1];
+    const overloaded = asked.length > 1 && last !== undefined && refused.has(modelKey(last));
     let a = this.apps.get(app);
     if (!a) {
       if (!overloaded) return;
@@ -42,10 +50,11 @@ export class FanOutLimiter {
       this.apps.set(app, a);
     }
     if (overloaded) {
-      a.k = Math.max(1, Math.min(a.k, asked) - 1);
+      a.k = Math.max(1, Math.min(a.k, asked.length - 1));
       a.clean = 0;
       return;
     }
+    if (refused.size > 0) return;
     if (++a.clean >= this.recoverAfter) {
       a.clean = 0;
       a.k = a.k + 1;

@@ -136,6 +136,8 @@ export class ShardFeedbackConsumer {
   /** Set while a replay holds the consumer: the loop waits on it before the next message. */
   private gate?: { wait: Promise<void>; open: () => void };
   private replaying = false;
+  /** Settles when the running replay (if any) has finished, snapshot included. */
+  private replayDone: Promise<void> = Promise.resolve();
   private stopping = false;
 
   constructor(readonly shard: number, private readonly config: Readonly<FeedbackConsumerConfig>, private readonly deps: FeedbackConsumerDeps) {
@@ -171,6 +173,8 @@ export class ShardFeedbackConsumer {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.snapshotTimer);
+    // A half-done replay must not be snapshotted as if it covered everything.
+    await this.replayDone;
     this.openGate();
     await this.messages?.close().catch(() => undefined);
     await this.current;
@@ -262,6 +266,13 @@ export class ShardFeedbackConsumer {
       this.lastFeedbackSeq = m.seq;
       return;
     }
+    if (this.deps.policyFor(app.policy).stateless) {
+      // Stored for offline use (retraining), but a stateless policy has nothing to learn.
+      m.ack();
+      this.skipped++;
+      this.lastFeedbackSeq = m.seq;
+      return;
+    }
     try {
       const models = this.linkedModels(rec.app);
       const outputs = await this.evaluate(rec, models.length, m);
@@ -297,7 +308,10 @@ export class ShardFeedbackConsumer {
   private async evaluate(rec: FeedbackRecord, linked: number, m: JsMsg): Promise<Map<string, Tensor>> {
     for (let attempt = 1; ; attempt++) {
       const outputs = await this.deps.executor.outputsFor(rec.app, rec.input, this.config.evalTimeoutMs);
-      if (outputs.size > 0 || linked === 0 || attempt >= EVAL_ATTEMPTS || this.stopping) {
+      // Stopping (the models may be stopping too): leave the observation to the next owner rather
+      // than store it with no outputs for good.
+      if (outputs.size === 0 && linked > 0 && this.stopping) throw new ClipperError('CLIPPER_ERR_SERVICE_UNAVAILABLE', 'stopping before any model answered');
+      if (outputs.size > 0 || linked === 0 || attempt >= EVAL_ATTEMPTS) {
         if (outputs.size === 0 && linked > 0) this.log.warn({ seq: m.seq, app: rec.app }, 'no linked model answered a feedback input; applied without outputs');
         return outputs;
       }
@@ -401,7 +415,10 @@ export class ShardFeedbackConsumer {
    */
   async replay(req: PolicyControlRequest, progress?: (p: ReplayProgress) => void): Promise<{ replayed: number; seconds: number }> {
     if (this.replaying) throw new ClipperError('CLIPPER_ERR_REPLAY_BUSY', `shard ${this.shard}`);
+    if (this.stopping) throw new ClipperError('CLIPPER_ERR_SERVICE_UNAVAILABLE', `shard ${this.shard} is stopping`);
     this.replaying = true;
+    let done!: () => void;
+    this.replayDone = new Promise<void>((resolve) => (done = resolve));
     const started = process.hrtime.bigint();
     try {
       await this.pause();
@@ -426,6 +443,7 @@ export class ShardFeedbackConsumer {
       return { replayed: applied, seconds };
     } finally {
       this.replaying = false;
+      done();
       this.openGate();
     }
   }

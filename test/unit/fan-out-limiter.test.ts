@@ -4,53 +4,69 @@ import { FanOutLimiter } from '../../services/policy/fan-out-limiter.js';
 import type { ModelRef } from '../../services/policy/types.js';
 
 const models: ModelRef[] = ['a', 'b', 'c', 'd'].map((name) => ({ name, version: '1' }));
+/** A query that asked the first `n` models; `lastRefused`: the last of them refused as overloaded. */
+const rec = (f: FanOutLimiter, app: string, n: number, lastRefused: boolean): void =>
+  f.record(app, models.slice(0, n), 4, new Set(lastRefused ? [`${models[n - 1]!.name}:1`] : []));
 
 describe('fan-out limiter', () => {
   it('fan-out limiter - asks every selected model while nothing is overloaded', () => {
     const f = new FanOutLimiter();
-    for (let i = 0; i < 1000; i++) f.record('app', 4, 4, false);
+    for (let i = 0; i < 1000; i++) rec(f, 'app', 4, false);
     expect(f.limit('app', models)).to.deep.equal(models);
     expect(f.current('app')).to.equal(Infinity);
   });
 
   it('fan-out limiter - drops the last (lowest-weight) model on each overloaded query, never the first', () => {
     const f = new FanOutLimiter();
-    f.record('app', 4, 4, true);
+    rec(f, 'app', 4, true);
     expect(f.limit('app', models).map((m) => m.name)).to.deep.equal(['a', 'b', 'c']);
-    f.record('app', 3, 4, true);
+    rec(f, 'app', 3, true);
     expect(f.limit('app', models).map((m) => m.name)).to.deep.equal(['a', 'b']);
-    f.record('app', 2, 4, true);
-    f.record('app', 1, 4, true);
-    f.record('app', 1, 4, true);
+    rec(f, 'app', 2, true);
+    rec(f, 'app', 1, true);
+    rec(f, 'app', 1, true);
     expect(f.limit('app', models).map((m) => m.name)).to.deep.equal(['a']);
   });
 
   it('fan-out limiter - grows back by one model after recoverAfter clean queries, then lifts the limit', () => {
     const f = new FanOutLimiter({ recoverAfter: 10 });
-    f.record('app', 4, 4, true);
-    f.record('app', 3, 4, true);
+    rec(f, 'app', 4, true);
+    rec(f, 'app', 3, true);
     expect(f.current('app')).to.equal(2);
-    for (let i = 0; i < 9; i++) f.record('app', 2, 4, false);
+    for (let i = 0; i < 9; i++) rec(f, 'app', 2, false);
     expect(f.current('app')).to.equal(2);
-    f.record('app', 2, 4, false);
+    rec(f, 'app', 2, false);
     expect(f.current('app')).to.equal(3);
     // one more brings it back to all four: the limit is lifted
-    for (let i = 0; i < 10; i++) f.record('app', 3, 4, false);
+    for (let i = 0; i < 10; i++) rec(f, 'app', 3, false);
     expect(f.current('app')).to.equal(Infinity);
   });
 
   it('fan-out limiter - an overload resets the count of clean queries', () => {
     const f = new FanOutLimiter({ recoverAfter: 10 });
-    f.record('app', 4, 4, true);
-    for (let i = 0; i < 9; i++) f.record('app', 3, 4, false);
-    f.record('app', 3, 4, true);
-    for (let i = 0; i < 9; i++) f.record('app', 2, 4, false);
+    rec(f, 'app', 4, true);
+    for (let i = 0; i < 9; i++) rec(f, 'app', 3, false);
+    rec(f, 'app', 3, true);
+    for (let i = 0; i < 9; i++) rec(f, 'app', 2, false);
     expect(f.current('app')).to.equal(2);
+  });
+
+  it('fan-out limiter - a refusal by a heavier model does not drop the lighter ones', () => {
+    const f = new FanOutLimiter();
+    // the first (heaviest) model is overloaded: the others keep answering, it stands in by its expected output
+    for (let i = 0; i < 50; i++) f.record('app', models, 4, new Set(['a:1']));
+    expect(f.current('app')).to.equal(Infinity);
+  });
+
+  it('fan-out limiter - concurrent refusals of queries sent under the same limit drop one model, not one each', () => {
+    const f = new FanOutLimiter();
+    for (let i = 0; i < 5; i++) rec(f, 'app', 4, true);
+    expect(f.current('app')).to.equal(3);
   });
 
   it('fan-out limiter - keeps apps apart', () => {
     const f = new FanOutLimiter();
-    f.record('a', 4, 4, true);
+    rec(f, 'a', 4, true);
     expect(f.current('a')).to.equal(3);
     expect(f.current('b')).to.equal(Infinity);
     expect(f.limit('b', models)).to.have.length(4);
