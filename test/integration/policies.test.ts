@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { connect, type NatsConnection } from 'nats';
 import { serviceStats } from '../../shared/nats.js';
-import { startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
+import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { addJsModel, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
 
 const close = (a: unknown, b: number[]): void => {
@@ -34,6 +34,8 @@ describe('correction policies (real processes)', function () {
     await addApp('pick', 'exp3', ['first', 'second'], 2_000);
     await addApp('lagging', 'exp4', ['first', 'laggard'], 150);
     await waitForModelAnswer(sys, 'both', { input: [1, 2] });
+    // every linked model loaded: a query misses none of them
+    await eventually(async () => (await predict('both')).body.missing_models === undefined, 30_000, 'both models of "both" answering');
     await waitForModelAnswer(sys, 'pick', { input: [1, 2] });
     await waitForModelAnswer(sys, 'lagging', { input: [1, 2] });
     nc = await connect({ servers: nats.url });
