@@ -20,7 +20,7 @@ import { distance, LshSignature } from '../services/cache/lsh-signature.js';
 import { serviceStats } from '../shared/nats.js';
 import { PROJECT_ROOT } from '../shared/process.js';
 import { gaussian, mulberry32 } from '../shared/random.js';
-import { cleanupOnce, progress, startSystem, type BenchSystem } from './harness.js';
+import { cleanupOnce, pool, progress, startSystem, type BenchSystem } from './harness.js';
 import { elapsedUs, LatencyRecorder } from './latency.js';
 import { natsSender } from './open-loop.js';
 import { findMaxRate } from './sweep.js';
@@ -51,19 +51,6 @@ async function answer(nc: NatsConnection, subject: string, payload: Uint8Array):
   const res = msgpack.unpack(msg.data) as { output?: { data: Uint8Array }; default?: boolean; code?: string };
   if (!res.output || res.default) throw new Error(`no model answer: ${JSON.stringify({ default: res.default, code: res.code })}`);
   return new Float32Array(new Uint8Array(res.output.data).buffer);
-}
-
-/** Runs `fn` over `items` with `concurrency` workers, in order of the items. */
-async function pool<T, R>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  }));
-  return out;
 }
 
 export async function runCache(opts: CacheBenchOptions): Promise<{ result: Record<string, unknown>; plot: XyPlotSpec }> {

@@ -26,7 +26,7 @@ import { countMessages } from '../shared/feedback-stream.js';
 import { DIST_ROOT, PROJECT_ROOT } from '../shared/process.js';
 import { outcomeRecordMessage, type OutcomeRecord } from '../shared/protocol.js';
 import { Subjects } from '../shared/subjects.js';
-import { cleanupOnce, progress, startSystem, type BenchSystem } from './harness.js';
+import { cleanupOnce, pool, progress, startSystem, type BenchSystem } from './harness.js';
 import { JsonPoster } from './http-client.js';
 import { LatencyRecorder } from './latency.js';
 import { runOpenLoop, type Outcome } from './open-loop.js';
@@ -67,17 +67,6 @@ const round = (v: number, digits = 4): number => Math.round(v * 10 ** digits) / 
 function predictedClass(reply: PredictReply): number {
   if (reply.default || !Array.isArray(reply.output)) return -1;
   return argmax(reply.output as number[]);
-}
-
-/** Runs `fn` over `items` with `concurrency` workers. */
-async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i]!, i);
-    }
-  }));
 }
 
 export async function runEnsemble(opts: EnsembleBenchOptions): Promise<{ result: Record<string, unknown> }> {

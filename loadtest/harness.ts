@@ -9,6 +9,19 @@ import { freePort, Stack, waitForModelAnswer } from '../cli/stack.js';
 import { serviceStats } from '../shared/nats.js';
 import { DIST_ROOT } from '../shared/process.js';
 
+/** Runs `fn` over `items` with `concurrency` workers; results in the order of the items. */
+export async function pool<T, R>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  }));
+  return out;
+}
+
 export const progress = (line: string): void => void process.stderr.write(`[bench] ${line}\n`);
 
 export interface BenchSystem {

@@ -8,17 +8,7 @@
 
 const CLASSES = 10;
 
-/** mulberry32, as in shared/random.ts (a served model needs no build). */
-function mulberry32(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from './mulberry32.mjs';
 
 const encoder = new TextEncoder();
 

@@ -10,19 +10,8 @@
 // JS model wrapper contract: as digits-knn.mjs (Float32Array of 64 raw pixels in, Float32Array of
 // 10 class probabilities out, one per query, in order).
 
+import { mulberry32 } from './mulberry32.mjs';
 import { predict as knnPredict } from './digits-knn.mjs';
-
-/** mulberry32, as in shared/random.ts (a served model needs no build). */
-function mulberry32(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function envNumber(name, fallback, valid, what) {
   const raw = process.env[name];

@@ -36,6 +36,18 @@ export function createPolicy(name: PolicyName): CorrectionPolicy {
   return (POLICY_FACTORIES[name] ?? POLICY_FACTORIES.single)();
 }
 
+const instances = new Map<PolicyName, CorrectionPolicy>();
+
+/** The shared instance of the named policy: policies are pure, their state lives in the store. */
+export function policyNamed(name: PolicyName): CorrectionPolicy {
+  let p = instances.get(name);
+  if (!p) {
+    p = createPolicy(name);
+    instances.set(name, p);
+  }
+  return p;
+}
+
 /** A model's approximate-cache settings with their defaults. */
 function approxSettings(c: CacheConfig): NonNullable<CacheGet['approx']> {
   const tolerance = c.tolerance ?? 0;
@@ -45,16 +57,9 @@ function approxSettings(c: CacheConfig): NonNullable<CacheGet['approx']> {
   };
 }
 
-const statelessByName = new Map<PolicyName, boolean>();
-
 /** True when the named policy keeps no per-(app, user) state and may run anywhere. */
 export function isStatelessPolicy(name: PolicyName): boolean {
-  let stateless = statelessByName.get(name);
-  if (stateless === undefined) {
-    stateless = createPolicy(name).stateless;
-    statelessByName.set(name, stateless);
-  }
-  return stateless;
+  return policyNamed(name).stateless;
 }
 
 /**
@@ -85,7 +90,6 @@ export interface ExecutorDeps {
 }
 
 export class QueryExecutor {
-  private readonly policies = new Map<PolicyName, CorrectionPolicy>();
   private readonly ep;
   private readonly requester: Requester;
   /** Running expected output per (app, model): the substitute for a model that misses the deadline. */
@@ -97,15 +101,6 @@ export class QueryExecutor {
     this.rng = deps.rng ?? mulberry32(Date.now() >>> 0);
     this.ep = endpoints(deps.subjects);
     this.requester = new Requester(deps.nc);
-  }
-
-  private policyFor(app: AppRecord): CorrectionPolicy {
-    let p = this.policies.get(app.policy);
-    if (!p) {
-      p = createPolicy(app.policy);
-      this.policies.set(app.policy, p);
-    }
-    return p;
   }
 
   async answer(q: PolicyQuery): Promise<PolicyAnswer> {
@@ -124,7 +119,7 @@ export class QueryExecutor {
       return this.fallback(q, app, `no linked model of ${q.app} has a current version`);
     }
     const ctx: PolicyContext = { app: q.app, uid: q.uid, models };
-    const policy = this.policyFor(app);
+    const policy = policyNamed(app.policy);
     const state = this.deps.store ? this.deps.store.stateFor(q.app, q.uid, policy) : policy.initialState();
     // Graceful degradation: under overload only the most valuable models are asked.
     const wanted = policy.select(ctx, state, this.rng);

@@ -12,15 +12,15 @@ import { ensureFeedbackStreams, openPolicyStateBucket } from '../../shared/feedb
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, reply, replyError } from '../../shared/nats.js';
 import { endpoints, policyControlRequestMessage, PROTOCOL_VERSION, type PolicyControlReply, type PolicyStatsPayload } from '../../shared/protocol.js';
-import { openRegistryBucket, RegistryView, type PolicyName } from '../../shared/registry.js';
+import { openRegistryBucket, RegistryView } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { initHash } from '../../shared/hash.js';
 import { encode } from '../../shared/codec.js';
 import { contextLogWeights, softmax, type LogWeightState } from './exp3-policy.js';
-import { createPolicy, QueryExecutor } from './executor.js';
+import { policyNamed, QueryExecutor } from './executor.js';
 import { ShardFeedbackConsumer } from './feedback-consumer.js';
 import { PolicyStateStore } from './state-store.js';
-import type { CorrectionPolicy, PolicyConfig } from './types.js';
+import type { PolicyConfig } from './types.js';
 import { ownedShards } from '../../shared/shards.js';
 
 export interface PolicyDeps {
@@ -40,7 +40,6 @@ export class PolicyActor implements Actor {
   private readonly ep;
   private readonly view: RegistryView;
   private readonly shards = new Map<number, OwnedShard>();
-  private readonly policies = new Map<PolicyName, CorrectionPolicy>();
   private service?: Service;
   private inFlight = 0;
 
@@ -93,20 +92,12 @@ export class PolicyActor implements Actor {
     };
     for (const [shard, s] of this.shards) {
       s.feedback = new ShardFeedbackConsumer(shard, config, {
-        nc, jsm, log, kv, subjects: this.subjects, view: this.view, executor: s.executor, store: s.store, policyFor: (name) => this.policyFor(name),
+        nc, jsm, log, kv, subjects: this.subjects, view: this.view, executor: s.executor, store: s.store, policyFor: policyNamed,
       });
       await s.feedback.restore();
     }
   }
 
-  private policyFor(name: PolicyName): CorrectionPolicy {
-    let p = this.policies.get(name);
-    if (!p) {
-      p = createPolicy(name);
-      this.policies.set(name, p);
-    }
-    return p;
-  }
 
   /** `$SRV.STATS.clipper-policy`: the feedback counters and the population's model weights of every owned shard. */
   stats(): PolicyStatsPayload {

@@ -1,0 +1,12 @@
+// mulberry32, as in shared/random.ts, for the JS models (a served model needs no build): a small,
+// fast 32-bit PRNG returning floats in [0, 1).
+export function mulberry32(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
