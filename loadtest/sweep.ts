@@ -4,7 +4,8 @@
  * rate. A step is good when the P99 of model answers is within the SLO and at least 95 % of the
  * step's arrivals got a model answer (goodput ≥ 95 % of the offered rate). A short unrecorded
  * warm-up comes first, and the first bad step is run once more before it is believed: on a small,
- * busy machine one noisy tail would otherwise end the search early.
+ * busy machine one noisy tail would otherwise end the search early. Several targets can be searched
+ * side by side (findMaxRates), their steps taking turns.
  */
 import { sleep } from '../shared/actor.js';
 import { progress } from './harness.js';
@@ -85,41 +86,26 @@ export function describeStep(s: SweepStep, label?: string): string {
   return `${label ? `${label}: ` : ''}rate ${s.rate_offered}/s: goodput ${Math.round(s.goodput_qps)}/s p50 ${s.p50_ms.toFixed(1)} ms p99 ${s.p99_ms.toFixed(1)} ms${extra ? ` (${extra})` : ''} ${s.good ? 'ok' : 'over'}`;
 }
 
-export async function findMaxRate(opts: SweepOptions): Promise<SweepResult> {
+/**
+ * The search itself, as a generator: it yields the next rate to run and is given that step's result;
+ * it returns when the limit is found. Rising phase: ×growth while good (if the very first rate is
+ * bad, halve until one is good), a bad step run once more before it is believed, then bisection
+ * between the last good and the first bad rate.
+ */
+export function* rateSearch(opts: Omit<SweepOptions, 'send'>): Generator<number, void, SweepStep> {
   const growth = opts.growth ?? 1.5;
   const bisectSteps = opts.bisectSteps ?? 3;
-  const minFraction = opts.minGoodputFraction ?? 0.95;
-  const pauseMs = opts.pauseMs ?? 1_000;
   const maxRate = opts.maxRate ?? Infinity;
-  const steps: SweepStep[] = [];
-  let seed = opts.seed ?? 1;
-
-  const run = async (rate: number): Promise<SweepStep> => {
-    if (steps.length > 0) await sleep(pauseMs);
-    const result = await runOpenLoop({ send: opts.send, rate, durationS: opts.stepDurationS, seed: seed++, drainTimeoutMs: Math.max(5_000, opts.sloMs * 10) });
-    const step = toStep(result, opts.sloMs, minFraction);
-    steps.push(step);
-    progress(describeStep(step, opts.label));
-    opts.onStep?.(step, result);
-    return step;
-  };
-
   let rate = Math.min(opts.startRate, maxRate);
-  const warmupS = opts.warmupS ?? Math.min(3, opts.stepDurationS);
-  if (warmupS > 0) {
-    const w = toStep(await runOpenLoop({ send: opts.send, rate, durationS: warmupS, seed: 999, drainTimeoutMs: Math.max(5_000, opts.sloMs * 10) }), opts.sloMs, minFraction);
-    progress(`${describeStep(w, opts.label)} (warm-up, not counted)`);
-  }
-
-  // Rising phase: ×growth while good. If the very first rate is bad, halve until one is good.
   let good: number | undefined;
   let bad: number | undefined;
   let retries = opts.retries ?? 1;
+  let steps = 0;
   for (;;) {
-    const s = await run(rate);
+    const s: SweepStep = yield rate;
+    steps++;
     if (!s.good && bad === undefined && retries > 0) {
       retries--;
-      progress(`${opts.label ? `${opts.label}: ` : ''}rate ${s.rate_offered}/s over the limit; trying it once more`);
       continue;
     }
     if (s.good) {
@@ -128,23 +114,68 @@ export async function findMaxRate(opts: SweepOptions): Promise<SweepResult> {
       rate = Math.min(Math.round(rate * growth), maxRate);
     } else {
       bad = rate;
-      if (good !== undefined || rate <= 1 || steps.length >= 4) break;
+      if (good !== undefined || rate <= 1 || steps >= 4) break;
       rate = Math.max(1, Math.round(rate / 2));
     }
   }
-
-  // Bisection between the last good and the first bad rate.
-  if (good !== undefined && bad !== undefined) {
-    let lo = good;
-    let hi = bad;
-    for (let i = 0; i < bisectSteps && hi / lo > 1.04; i++) {
-      const mid = Math.round((lo + hi) / 2);
-      if ((await run(mid)).good) lo = mid;
-      else hi = mid;
-    }
+  if (good === undefined || bad === undefined) return;
+  let lo = good;
+  let hi = bad;
+  for (let i = 0; i < bisectSteps && hi / lo > 1.04; i++) {
+    const mid = Math.round((lo + hi) / 2);
+    if ((yield mid).good) lo = mid;
+    else hi = mid;
   }
+}
 
+function bestOf(steps: SweepStep[]): SweepResult {
   let best: SweepStep | undefined;
   for (const s of steps) if (s.good && (!best || s.goodput_qps > best.goodput_qps)) best = s;
   return { max_qps: best?.goodput_qps ?? 0, rate_at_max: best?.rate_offered ?? 0, p99_ms_at_max: best?.p99_ms ?? 0, steps };
+}
+
+/** The highest rate one target sustains within the SLO. */
+export async function findMaxRate(opts: SweepOptions): Promise<SweepResult> {
+  const [result] = await findMaxRates([opts]);
+  return result!;
+}
+
+/**
+ * Several targets searched side by side: their steps take turns (one step of each target per round),
+ * so a slow spell of a shared, noisy machine falls on all of them alike instead of on whichever
+ * target happened to be measured then. Results in the order of `searches`.
+ */
+export async function findMaxRates(searches: readonly SweepOptions[]): Promise<SweepResult[]> {
+  const state = searches.map((opts) => ({ opts, search: rateSearch(opts), steps: [] as SweepStep[], seed: opts.seed ?? 1, next: undefined as IteratorResult<number, void> | undefined }));
+  let ran = 0;
+  const run = async (st: (typeof state)[number], rate: number): Promise<SweepStep> => {
+    const { opts } = st;
+    if (ran++ > 0) await sleep(opts.pauseMs ?? 1_000);
+    const result = await runOpenLoop({ send: opts.send, rate, durationS: opts.stepDurationS, seed: st.seed++, drainTimeoutMs: Math.max(5_000, opts.sloMs * 10) });
+    const step = toStep(result, opts.sloMs, opts.minGoodputFraction ?? 0.95);
+    st.steps.push(step);
+    progress(describeStep(step, opts.label));
+    opts.onStep?.(step, result);
+    return step;
+  };
+  for (const st of state) {
+    const { opts } = st;
+    const warmupS = opts.warmupS ?? Math.min(3, opts.stepDurationS);
+    if (warmupS <= 0) continue;
+    const rate = Math.min(opts.startRate, opts.maxRate ?? Infinity);
+    const w = toStep(await runOpenLoop({ send: opts.send, rate, durationS: warmupS, seed: 999, drainTimeoutMs: Math.max(5_000, opts.sloMs * 10) }), opts.sloMs, opts.minGoodputFraction ?? 0.95);
+    progress(`${describeStep(w, opts.label)} (warm-up, not counted)`);
+  }
+  for (const st of state) st.next = st.search.next();
+  for (;;) {
+    const active = state.filter((st) => st.next && !st.next.done);
+    if (active.length === 0) break;
+    for (const st of active) {
+      const rate = st.next!.value as number;
+      const step = await run(st, rate);
+      st.next = st.search.next(step);
+      if (!step.good && st.next.value === rate) progress(`${st.opts.label ? `${st.opts.label}: ` : ''}rate ${rate}/s over the limit; trying it once more`);
+    }
+  }
+  return state.map((st) => bestOf(st.steps));
 }

@@ -297,7 +297,7 @@ export class Ingress implements Actor {
     if (!this.shedder.shouldShed(app)) return;
     const record = this.view.apps.get(app);
     if (record) this.metrics.query(record, 'refused', 0);
-    throw new ClipperError('CLIPPER_ERR_QUEUE_FULL', `${app} is overloaded; refused at the ingress`);
+    throw ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${app} is overloaded; refused at the ingress`);
   }
 
   private sendHealth(req: http.IncomingMessage, res: http.ServerResponse): void {

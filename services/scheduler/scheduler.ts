@@ -23,6 +23,7 @@ import { checkTensor, type Tensor } from '../../shared/tensor.js';
 import type { BatchSizer } from './batch-sizer.js';
 import { createBatchSizer, type SizerKind } from './batch-sizers.js';
 import { SchedulerMetrics } from './scheduler-metrics.js';
+import { BatchLatencyModel, completionMs, LatenessQuantile, type ReplicaOutlook } from './completion-estimate.js';
 import { DeadlineQueue } from './deadline-queue.js';
 import type { SchedulerConfig } from './types.js';
 
@@ -37,6 +38,8 @@ interface PendingTask {
   /** A miss forwarded by the cache: the worker puts the result there. */
   cachePut?: string;
   cacheKey?: string;
+  /** performance.now() by which admission expected it done (a queue was ahead), for the lateness margin. */
+  predictedDoneMs?: number;
 }
 
 interface InFlightBatch {
@@ -44,6 +47,8 @@ interface InFlightBatch {
   tasks: PendingTask[];
   /** Set when the replica was declared dead and the tasks went back to the queue. */
   abandoned: boolean;
+  /** performance.now() at dispatch. */
+  sentMs: number;
 }
 
 interface Replica {
@@ -52,9 +57,8 @@ interface Replica {
   lastSeenUnixMs: number;
   /** When this replica last finished a batch: latency estimates older than ESTIMATE_FRESH_MS are not trusted. */
   lastBatchUnixMs: number;
-  /** Recent batch latency and size (exponentially weighted): what admission and skipping go by. */
-  batchLatencyEwmaUs: number;
-  batchSizeEwma: number;
+  /** Batch latency against size, from its recent batches: what admission and skipping go by. */
+  latency: BatchLatencyModel;
   sizer: BatchSizer;
   inFlight: Map<string, InFlightBatch>;
   /** Said it is stopping: gets no new batches, leaves once its in-flight batches are done. */
@@ -74,8 +78,6 @@ interface BatchingSettings {
 const DEFAULT_SLO_US = 100_000;
 const DEFAULT_SLO_FRACTION = 0.4;
 const DEFAULT_MAX_BATCH = 256;
-/** Safety factor on predicted completion times for admission. */
-const ADMISSION_MARGIN = 1.0;
 /**
  * Estimates only guide admission and skipping while fresh. A stale one (say from a burst of
  * contention) would otherwise refuse or skip every task, so no batch would run to correct it.
@@ -106,6 +108,8 @@ export class Scheduler implements Actor {
   /** Counters for stats and tests. */
   readonly counters = { tasks: 0, batches: 0, expired: 0, rejected: 0, requeued: 0, replicas_dropped: 0 };
   private readonly metrics: SchedulerMetrics;
+  /** How late tasks finish against admission's prediction (P99): admission keeps this in hand. */
+  private readonly lateness = new LatenessQuantile();
 
   constructor(private readonly config: Readonly<SchedulerConfig>, private readonly deps: SchedulerDeps) {
     this.subjects = new Subjects(config.prefix);
@@ -143,6 +147,7 @@ export class Scheduler implements Actor {
     return {
       queued: this.queue.size,
       ...this.counters,
+      admission_margin_ms: Math.round(this.lateness.ms * 100) / 100,
       settings: this.settings,
       replicas: [...this.replicas.values()].map((r) => ({ id: r.id, in_flight: r.inFlight.size, batch_size: r.sizer.batchSize(), draining: r.draining })),
     };
@@ -223,7 +228,7 @@ export class Scheduler implements Actor {
       known.lastSeenUnixMs = Date.now();
       return;
     }
-    this.replicas.set(id, { id, subject, lastSeenUnixMs: Date.now(), lastBatchUnixMs: 0, batchLatencyEwmaUs: 0, batchSizeEwma: 0, sizer: this.newSizer(), inFlight: new Map(), draining: false });
+    this.replicas.set(id, { id, subject, lastSeenUnixMs: Date.now(), lastBatchUnixMs: 0, latency: new BatchLatencyModel(), sizer: this.newSizer(), inFlight: new Map(), draining: false });
     this.deps.log.info({ replica: id, replicas: this.replicas.size }, 'replica joined');
     this.pump();
   }
@@ -286,46 +291,47 @@ export class Scheduler implements Actor {
       return;
     }
     if (this.queue.size >= this.settings.maxQueueLength) {
-      this.reject(task, new ClipperError('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version}`));
+      this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version}`));
       return;
     }
-    const doneMs = this.predictCompletionMs(now);
-    if (doneMs !== undefined && doneMs > task.deadlineUnixMs) {
-      this.reject(task, new ClipperError('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version} would take ${Math.round(doneMs - now)} ms`));
+    const inMs = this.predictCompletionMs(now);
+    if (inMs !== undefined && now + inMs + this.lateness.ms > task.deadlineUnixMs) {
+      this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version} would take ${Math.round(inMs + this.lateness.ms)} ms`));
       return;
     }
+    if (inMs !== undefined) task.predictedDoneMs = task.enqueuedMs + inMs;
     this.queue.push(task);
     this.pump();
   }
 
   /**
-   * When a task queued now would be done, from the replicas' measured batch latencies: the queue
-   * ahead drains at the replicas' combined throughput, then the task's own batch runs.
+   * In how many ms a task queued now would be done (completion-estimate.ts): the replicas take the
+   * queue ahead in batches of their current size limit as they become free, then the task's own batch
+   * runs. Undefined, which admits, while any replica's estimate is stale or missing.
    */
   private predictCompletionMs(now: number): number | undefined {
     // An empty queue is always admitted: the task's own batch is what keeps the estimates honest.
     if (this.queue.size === 0) return undefined;
-    let tasksPerMs = 0;
-    let batchMs = Infinity;
-    let idle = false;
+    const nowMs = performance.now();
+    const outlooks: ReplicaOutlook[] = [];
     for (const r of this.replicas.values()) {
       if (r.draining) continue;
-      if (now - r.lastBatchUnixMs > ESTIMATE_FRESH_MS || r.batchLatencyEwmaUs <= 0) return undefined;
-      // Throughput at the size the sizer now allows, from the recent per-task latency.
-      const perTaskUs = r.batchLatencyEwmaUs / r.batchSizeEwma;
-      tasksPerMs += 1000 / perTaskUs;
-      batchMs = Math.min(batchMs, r.batchLatencyEwmaUs / 1000);
-      if (r.inFlight.size < this.config.replicaCapacity) idle = true;
+      if (now - r.lastBatchUnixMs > ESTIMATE_FRESH_MS || r.latency.count === 0) return undefined;
+      const latencyMs = (size: number): number => r.latency.estimateUs(size)! / 1000;
+      let freeInMs = 0;
+      if (r.inFlight.size >= this.config.replicaCapacity) {
+        freeInMs = Infinity;
+        for (const b of r.inFlight.values()) freeInMs = Math.min(freeInMs, Math.max(0, latencyMs(b.tasks.length) - (nowMs - b.sentMs)));
+      }
+      outlooks.push({ freeInMs, batchSize: r.sizer.batchSize(), latencyMs });
     }
-    if (tasksPerMs === 0) return undefined;
-    const waitMs = this.queue.size / tasksPerMs + (idle ? 0 : batchMs);
-    return now + ADMISSION_MARGIN * (waitMs + batchMs);
+    return completionMs(this.queue.size, outlooks);
   }
 
   private expire(task: PendingTask): void {
     this.counters.expired++;
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId }, 'task expired');
-    replyError(task.msg, new ClipperError('CLIPPER_ERR_QUERY_EXPIRED', `query ${task.queryId} expired in the queue of ${this.config.model}:${this.config.version}`));
+    replyError(task.msg, ClipperError.withoutStack('CLIPPER_ERR_QUERY_EXPIRED', `query ${task.queryId} expired in the queue of ${this.config.model}:${this.config.version}`));
   }
 
   private reject(task: PendingTask, err: ClipperError): void {
@@ -355,7 +361,7 @@ export class Scheduler implements Actor {
         }
       }
       const fresh = now - replica.lastBatchUnixMs <= ESTIMATE_FRESH_MS;
-      const estimateMs = fresh ? replica.batchLatencyEwmaUs / 1000 : 0;
+      const estimateMs = fresh ? (replica.latency.estimateUs(Math.min(max, this.queue.size)) ?? 0) / 1000 : 0;
       const tasks: PendingTask[] = [];
       while (tasks.length < max && this.queue.size > 0) {
         const t = this.queue.pop()!;
@@ -390,7 +396,7 @@ export class Scheduler implements Actor {
   }
 
   private dispatch(replica: Replica, tasks: PendingTask[]): void {
-    const batch: InFlightBatch = { id: `${this.config.model}-${this.config.version}-${++this.batchSeq}`, tasks, abandoned: false };
+    const batch: InFlightBatch = { id: `${this.config.model}-${this.config.version}-${++this.batchSeq}`, tasks, abandoned: false, sentMs: performance.now() };
     replica.inFlight.set(batch.id, batch);
     this.counters.batches++;
     const sentMs = performance.now();
@@ -426,9 +432,9 @@ export class Scheduler implements Actor {
         const latencyUs = Number(process.hrtime.bigint() - started) / 1000;
         replica.sizer.observe(tasks.length, latencyUs);
         replica.lastBatchUnixMs = Date.now();
-        const first = replica.batchLatencyEwmaUs === 0;
-        replica.batchLatencyEwmaUs = first ? latencyUs : 0.8 * replica.batchLatencyEwmaUs + 0.2 * latencyUs;
-        replica.batchSizeEwma = first ? tasks.length : 0.8 * replica.batchSizeEwma + 0.2 * tasks.length;
+        replica.latency.observe(tasks.length, latencyUs);
+        const doneMs = performance.now();
+        for (const t of tasks) if (t.predictedDoneMs !== undefined) this.lateness.observe(doneMs - t.predictedDoneMs);
         this.deps.log.debug({ replica: replica.id, batchSize: tasks.length, latencyUs }, 'batch done');
       },
       (err: unknown) => {

@@ -1,0 +1,60 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+
+import { rateSearch, type SweepStep } from '../../loadtest/sweep.js';
+
+/** A step at `rate` against a target that holds the SLO up to `limit` requests per second. */
+function stepAt(rate: number, limit: number): SweepStep {
+  const good = rate <= limit;
+  const goodput = Math.min(rate, limit);
+  return {
+    rate_offered: rate, goodput_qps: goodput, p50_ms: 1, p99_ms: good ? 10 : 50, accepted_p99_ms: good ? 10 : 50,
+    sent: rate, ok: goodput, rejected: 0, defaults: 0, errors: 0, timeouts: 0, dropped: 0, send_lag_p99_ms: 0, good,
+  };
+}
+
+/** Runs the search against a target of capacity `limit`; the rates it asked for, in order. */
+function search(limit: number, startRate: number, stepFor: (rate: number) => SweepStep = (r) => stepAt(r, limit)): number[] {
+  const rates: number[] = [];
+  const it = rateSearch({ sloMs: 20, startRate, stepDurationS: 1 });
+  let next = it.next();
+  while (!next.done) {
+    rates.push(next.value);
+    if (rates.length > 50) throw new Error('search did not end');
+    next = it.next(stepFor(next.value));
+  }
+  return rates;
+}
+
+describe('rate search', () => {
+  it('rate search - rises ×1.5, runs the first bad rate twice, then bisects between the last good and the first bad', () => {
+    expect(search(1000, 200)).to.deep.equal([200, 300, 450, 675, 1013, 1013, 844, 929, 971]);
+  });
+
+  it('rate search - a start rate over capacity halves until a rate is good', () => {
+    expect(search(100, 400)).to.deep.equal([400, 400, 200, 100, 150, 125, 113]);
+  });
+
+  it('rate search - one noisy bad step does not end the rise', () => {
+    let first = true;
+    const rates = search(1000, 200, (r) => {
+      if (r === 450 && first) {
+        first = false;
+        return { ...stepAt(r, 1000), good: false };
+      }
+      return stepAt(r, 1000);
+    });
+    expect(rates.slice(0, 5)).to.deep.equal([200, 300, 450, 450, 675]);
+  });
+
+  it('rate search - ends within a few per cent of any capacity above the start rate, never past it', () => {
+    fc.assert(fc.property(fc.integer({ min: 60, max: 50_000 }), fc.integer({ min: 50, max: 400 }), (limit, start) => {
+      fc.pre(limit >= start);
+      const rates = search(limit, start);
+      const best = Math.max(...rates.filter((r) => r <= limit));
+      // Three bisection steps between a good rate and a bad one 1.5× higher leave a gap of 0.5 / 8 = 6.25 %.
+      expect(best).to.be.at.least(limit / 1.07);
+      expect(rates.length).to.be.at.most(40);
+    }));
+  });
+});
