@@ -17,6 +17,8 @@ import { findMaxRates, type SweepResult } from './sweep.js';
 
 export const MLP_INPUT_LENGTH = 784;
 export const BATCHING_SLO_MS = 20;
+/** Pause between two steps: queues drain and the processes' garbage collection settles. */
+const STEP_PAUSE_MS = 2_000;
 
 export interface BatchingOptions {
   stepS: number;
@@ -78,16 +80,21 @@ export async function runBatching(opts: BatchingOptions): Promise<{ result: Reco
       return s;
     };
     nc = await connect({ servers: system.stack.natsUrl, noAsyncTraces: true });
-    const senders: Record<string, () => Send> = {
-      peer: () => http(peer.url, '/predict'),
+    // In this order the peer's step sits between the HTTP/JSON steps into the ingress and the NATS one,
+    // so the ingress's garbage collection after a heavy JSON step does not land in the NATS step.
+    const senders: Record<string, () => Send & { release?: () => void }> = {
       batch1: () => http(system!.stack.ingressUrl, '/batch1/predict'),
       aimd: () => http(system!.stack.ingressUrl, '/aimd/predict'),
+      peer: () => http(peer.url, '/predict'),
       'aimd-nats': () => natsSender(nc!, 'clipper.predict.aimd', natsPayload),
     };
     // The targets' steps take turns, so the machine's slow spells fall on all of them alike.
     const labels = Object.keys(senders).filter((t) => opts.targets.includes(t));
     progress(`${labels.join(', ')}: looking for the highest rate with P99 ≤ ${sloMs} ms, one step of each in turn`);
-    const found = await findMaxRates(labels.map((label) => ({ send: senders[label]!(), sloMs, startRate: opts.startRate, stepDurationS: opts.stepS, label })));
+    const found = await findMaxRates(labels.map((label) => {
+      const send = senders[label]!();
+      return { send, afterStep: send.release, sloMs, startRate: opts.startRate, stepDurationS: opts.stepS, pauseMs: STEP_PAUSE_MS, label };
+    }));
     const results = new Map(labels.map((label, i) => [label, found[i]!]));
     for (const [label, r] of results) progress(`${label}: ${Math.round(r.max_qps)}/s at P99 ${r.p99_ms_at_max} ms`);
     const skipped: SweepResult = { max_qps: 0, rate_at_max: 0, p99_ms_at_max: 0, steps: [] };

@@ -168,7 +168,8 @@ export interface HttpSenderOptions {
   timeoutMs?: number;
 }
 
-export type ClosableSend = Send & { close(): void };
+/** An HTTP sender: `close` ends it, `release` closes its idle keep-alive sockets (it can go on after). */
+export type ClosableSend = Send & { close(): void; release(): void };
 
 /**
  * POSTs the same JSON body each time. 200 with `"default":false` is a model answer, 200 with
@@ -213,7 +214,7 @@ export function httpSender(baseUrl: string, path: string, body: string | (() => 
     req.on('error', () => settle('error'));
     req.end(payload);
   });
-  return Object.assign(send, { close: () => agent.destroy() });
+  return Object.assign(send, { close: () => agent.destroy(), release: () => agent.destroy() });
 }
 
 /** Clipper codes a client should treat as "try again later" (the HTTP 429/503 family). */

@@ -50,6 +50,11 @@ export interface SweepOptions {
   label?: string;
   seed?: number;
   onStep?: (step: SweepStep, result: OpenLoopResult) => void;
+  /**
+   * Called when each of this target's steps (and its warm-up) is over, e.g. to close idle keep-alive
+   * sockets: otherwise the server closes them on its idle timer in the middle of another target's step.
+   */
+  afterStep?: () => void;
 }
 
 export interface SweepResult {
@@ -152,6 +157,7 @@ export async function findMaxRates(searches: readonly SweepOptions[]): Promise<S
     const { opts } = st;
     if (ran++ > 0) await sleep(opts.pauseMs ?? 1_000);
     const result = await runOpenLoop({ send: opts.send, rate, durationS: opts.stepDurationS, seed: st.seed++, drainTimeoutMs: Math.max(5_000, opts.sloMs * 10) });
+    opts.afterStep?.();
     const step = toStep(result, opts.sloMs, opts.minGoodputFraction ?? 0.95);
     st.steps.push(step);
     progress(describeStep(step, opts.label));
@@ -164,6 +170,7 @@ export async function findMaxRates(searches: readonly SweepOptions[]): Promise<S
     if (warmupS <= 0) continue;
     const rate = Math.min(opts.startRate, opts.maxRate ?? Infinity);
     const w = toStep(await runOpenLoop({ send: opts.send, rate, durationS: warmupS, seed: 999, drainTimeoutMs: Math.max(5_000, opts.sloMs * 10) }), opts.sloMs, opts.minGoodputFraction ?? 0.95);
+    opts.afterStep?.();
     progress(`${describeStep(w, opts.label)} (warm-up, not counted)`);
   }
   for (const st of state) st.next = st.search.next();

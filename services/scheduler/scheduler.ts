@@ -38,7 +38,7 @@ interface PendingTask {
   /** A miss forwarded by the cache: the worker puts the result there. */
   cachePut?: string;
   cacheKey?: string;
-  /** performance.now() by which admission expected it done (a queue was ahead), for the lateness margin. */
+  /** performance.now() by which admission expected it done, for the lateness margin. */
   predictedDoneMs?: number;
 }
 
@@ -108,7 +108,7 @@ export class Scheduler implements Actor {
   /** Counters for stats and tests. */
   readonly counters = { tasks: 0, batches: 0, expired: 0, rejected: 0, requeued: 0, replicas_dropped: 0 };
   private readonly metrics: SchedulerMetrics;
-  /** How late tasks finish against admission's prediction (P99): admission keeps this in hand. */
+  /** How late tasks finish against admission's prediction (P95): admission keeps this in hand. */
   private readonly lateness = new LatenessQuantile();
 
   constructor(private readonly config: Readonly<SchedulerConfig>, private readonly deps: SchedulerDeps) {
@@ -295,10 +295,12 @@ export class Scheduler implements Actor {
       return;
     }
     const inMs = this.predictCompletionMs(now);
-    if (inMs !== undefined && now + inMs + this.lateness.ms > task.deadlineUnixMs) {
+    // An empty queue is always admitted: the task's own batch is what keeps the estimates honest.
+    if (inMs !== undefined && this.queue.size > 0 && now + inMs + this.lateness.ms > task.deadlineUnixMs) {
       this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version} would take ${Math.round(inMs + this.lateness.ms)} ms`));
       return;
     }
+    // Every admitted task with a prediction teaches the margin, so it also falls again at light load.
     if (inMs !== undefined) task.predictedDoneMs = task.enqueuedMs + inMs;
     this.queue.push(task);
     this.pump();
@@ -310,8 +312,6 @@ export class Scheduler implements Actor {
    * runs. Undefined, which admits, while any replica's estimate is stale or missing.
    */
   private predictCompletionMs(now: number): number | undefined {
-    // An empty queue is always admitted: the task's own batch is what keeps the estimates honest.
-    if (this.queue.size === 0) return undefined;
     const nowMs = performance.now();
     const outlooks: ReplicaOutlook[] = [];
     for (const r of this.replicas.values()) {

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { LoadShedder } from '../../services/ingress/load-shedder.js';
 
 describe('load shedder', () => {
@@ -6,44 +7,87 @@ describe('load shedder', () => {
     let t = 0;
     return { now: () => t, advance: (ms: number) => (t += ms) };
   };
+  const record = (s: LoadShedder, app: string, answered: number, refused: number): void => {
+    for (let i = 0; i < refused; i++) s.refused(app);
+    for (let i = 0; i < answered; i++) s.answered(app);
+  };
 
-  it('load shedder - sheds nothing until a model refuses work', () => {
+  it('load shedder - sheds nothing until a model refuses work, and answers alone change nothing', () => {
     const s = new LoadShedder({ random: () => 0 });
+    for (let i = 0; i < 100; i++) s.answered('a');
     expect(s.shouldShed('a')).to.equal(false);
     expect(s.probability('a')).to.equal(0);
   });
 
-  it('load shedder - each refusal raises the shed share and each answer lowers it, per app', () => {
+  it('load shedder - sets the share once per window so that about the target share is refused downstream, per app', () => {
     const c = clock();
-    const s = new LoadShedder({ increase: 0.1, decrease: 0.05, random: () => 0.15, now: c.now });
-    s.refused('a');
-    s.refused('a');
-    expect(s.probability('a')).to.be.closeTo(0.2, 1e-9);
+    const s = new LoadShedder({ target: 0.05, windowMs: 200, random: () => 0.3, now: c.now });
+    // Half of what got through was refused: the models take half; shed 1 − 0.5 / 0.95 of the arrivals.
+    record(s, 'a', 50, 50);
+    expect(s.probability('a')).to.equal(0); // the window is still open
+    c.advance(200);
+    expect(s.probability('a')).to.be.closeTo(1 - 0.5 / 0.95, 1e-9);
     expect(s.shouldShed('a')).to.equal(true);
     expect(s.shouldShed('b')).to.equal(false);
-    s.answered('a');
-    s.answered('a');
-    expect(s.probability('a')).to.be.closeTo(0.1, 1e-9);
-    expect(s.shouldShed('a')).to.equal(false);
-    s.answered('a');
-    s.answered('a');
-    expect(s.probability('a')).to.equal(0);
+    // At that share the models refuse only the target share: it holds.
+    record(s, 'a', 95, 5);
+    c.advance(200);
+    expect(s.probability('a')).to.be.closeTo(1 - 0.5 / 0.95, 1e-9);
   });
 
-  it('load shedder - never sheds more than its cap', () => {
-    const s = new LoadShedder({ increase: 0.5, maxShed: 0.8, now: () => 0 });
-    for (let i = 0; i < 10; i++) s.refused('a');
-    expect(s.probability('a')).to.equal(0.8);
-  });
-
-  it('load shedder - the share decays with time, so a quiet app recovers', () => {
+  it('load shedder - a window without refusals lets more through, and the app is forgotten once nothing is shed', () => {
     const c = clock();
-    const s = new LoadShedder({ increase: 0.9, maxShed: 0.9, halfLifeMs: 100, now: c.now });
-    s.refused('a');
-    expect(s.probability('a')).to.be.closeTo(0.9, 1e-9);
+    const s = new LoadShedder({ target: 0.05, windowMs: 100, now: c.now });
+    record(s, 'a', 50, 50);
     c.advance(100);
-    expect(s.probability('a')).to.be.closeTo(0.45, 1e-9);
-    c.advance(1_000);
+    const p1 = s.probability('a');
+    record(s, 'a', 100, 0);
+    c.advance(100);
+    const p2 = s.probability('a');
+    expect(p2).to.be.closeTo(Math.min(1 - (1 - p1) / 0.95, p1 / 2), 1e-9);
+    expect(p2).to.be.lessThan(p1);
+    for (let i = 0; i < 30 && s.probability('a') > 0; i++) {
+      record(s, 'a', 100, 0);
+      c.advance(100);
+    }
     expect(s.probability('a')).to.equal(0);
+  });
+
+  it('load shedder - a short burst of refusals among many answers sheds little', () => {
+    const c = clock();
+    const s = new LoadShedder({ now: c.now });
+    record(s, 'a', 280, 20); // 20 refusals in one 200 ms window at 1500/s
+    c.advance(200);
+    expect(s.probability('a')).to.be.lessThan(0.03);
+  });
+
+  it('load shedder - a quiet window halves the share instead of judging from too few queries', () => {
+    const c = clock();
+    const s = new LoadShedder({ target: 0, windowMs: 100, minSamples: 20, now: c.now });
+    record(s, 'a', 10, 30);
+    c.advance(100);
+    expect(s.probability('a')).to.be.closeTo(0.75, 1e-9);
+    s.refused('a'); // one refusal, far too few to judge by
+    c.advance(200);
+    expect(s.probability('a')).to.be.closeTo(0.75 / 4, 1e-9);
+  });
+
+  it('load shedder - never sheds more than its cap, never less than nothing', () => {
+    fc.assert(fc.property(fc.array(fc.tuple(fc.nat(200), fc.nat(200)), { minLength: 1, maxLength: 30 }), (windows) => {
+      const c = clock();
+      const s = new LoadShedder({ maxShed: 0.8, now: c.now });
+      for (const [answered, refused] of windows) {
+        record(s, 'a', answered, refused);
+        c.advance(200);
+        const p = s.probability('a');
+        expect(p).to.be.at.least(0);
+        expect(p).to.be.at.most(0.8);
+      }
+    }));
+  });
+
+  it('load shedder - refuses a target outside [0, 1)', () => {
+    expect(() => new LoadShedder({ target: 1 })).to.throw(RangeError);
+    expect(() => new LoadShedder({ target: -0.1 })).to.throw(RangeError);
   });
 });
