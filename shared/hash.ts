@@ -23,3 +23,8 @@ export function bytesKey(bytes: Uint8Array): string {
 export function shardOf(key: string, n: number): number {
   return n <= 1 ? 0 : h().h32(key) % n;
 }
+
+/** True when two byte arrays hold the same bytes (what a cache hit is verified with). */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+}

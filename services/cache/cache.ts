@@ -16,6 +16,7 @@ import { publishError, reply, replyError } from '../../shared/nats.js';
 import { cacheGetMessage, cachePutMessage, PROTOCOL_VERSION, type CacheGet, type Task } from '../../shared/protocol.js';
 import { Subjects } from '../../shared/subjects.js';
 import { checkTensor, toTypedArray, type Tensor } from '../../shared/tensor.js';
+import { sameBytes } from '../../shared/hash.js';
 import { ClockCache } from './clock-cache.js';
 import { distance, LshSignature, type LshMetric } from './lsh-signature.js';
 import type { CacheActorConfig } from './types.js';
@@ -270,8 +271,4 @@ export class CacheActor implements Actor {
     await this.service?.stop().catch(() => undefined);
     await this.deps.nc.drain().catch(() => undefined);
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 }

@@ -19,7 +19,7 @@ export class IngressMetrics {
   private readonly duration: Histogram<'app'>;
   private readonly feedback: Counter<'app' | 'outcome'>;
 
-  constructor(view: RegistryView, inFlight: () => number) {
+  constructor(view: RegistryView, inFlight: () => number, near?: () => { hits: number; misses: number } | undefined) {
     const registers = [this.registry];
     this.requests = new Counter({
       name: 'clipper_requests_total', help: 'Queries by app and outcome: ok (a model answered), default (the app\'s default output), refused (503, overload), error', labelNames: ['app', 'outcome'], registers,
@@ -37,6 +37,17 @@ export class IngressMetrics {
       },
     });
     new Gauge({ name: 'clipper_ingress_requests_in_flight', help: 'HTTP and NATS requests this ingress is handling now', registers, collect() { this.set(inFlight()); } });
+    new Counter({
+      name: 'clipper_near_cache_lookups_total', help: 'Exact-mode lookups in this ingress\'s near cache, by result: hit (answered here) or miss (asked the cache shard)', labelNames: ['result'], registers,
+      collect() {
+        const c = near?.();
+        this.reset();
+        if (c) {
+          this.inc({ result: 'hit' }, c.hits);
+          this.inc({ result: 'miss' }, c.misses);
+        }
+      },
+    });
   }
 
   /** One query of `app` ended; `startedMs` is performance.now() at its arrival. */

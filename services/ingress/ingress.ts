@@ -69,9 +69,9 @@ export class Ingress implements Actor {
     this.subjects = new Subjects(config.prefix);
     this.ep = endpoints(this.subjects);
     this.view = new RegistryView(deps.log);
-    this.executor = new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view, cacheShards: config.cacheShards });
+    this.executor = new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view, cacheShards: config.cacheShards, nearCacheBytes: config.nearCacheBytes });
     this.requester = new Requester(deps.nc);
-    this.metrics = new IngressMetrics(this.view, () => this.inFlight);
+    this.metrics = new IngressMetrics(this.view, () => this.inFlight, () => this.executor.near?.counters);
     this.cluster = new ClusterStats({ ...deps, view: this.view, prefix: config.prefix }, config.statsPollMs);
     this.monitoring = new MonitoringEndpoints({ ...deps, view: this.view, metrics: this.metrics, cluster: this.cluster });
   }

@@ -14,6 +14,7 @@ const config = loadConfig<IngressConfig>(ingressConfigSchema, {
   policyShards: env.CLIPPER_POLICY_SHARDS,
   localStatelessPolicies: env.CLIPPER_LOCAL_STATELESS_POLICIES,
   cacheShards: env.CLIPPER_CACHE_SHARDS,
+  nearCacheBytes: env.CLIPPER_NEAR_CACHE_BYTES,
   feedbackMaxAgeS: env.CLIPPER_FEEDBACK_MAX_AGE_S,
   feedbackMaxBytes: env.CLIPPER_FEEDBACK_MAX_BYTES,
   statsPollMs: env.CLIPPER_STATS_POLL_MS,

@@ -17,6 +17,8 @@ export interface IngressConfig extends CommonConfig, FeedbackRetention {
   localStatelessPolicies: boolean;
   /** Prediction cache shards C. */
   cacheShards: number;
+  /** Byte budget of the ingress's near cache of exact-mode predictions (0: off). */
+  nearCacheBytes: number;
   /** How long to wait for JetStream to store an observation before answering 503. */
   feedbackPublishTimeoutMs: number;
   /** How often to poll the other actors' `$SRV.STATS` for `/metrics`, `/status` and the dashboard (0: never). */
@@ -35,6 +37,7 @@ export const ingressConfigSchema = {
     natsPredict: { type: 'boolean', default: true },
     localStatelessPolicies: { type: 'boolean', default: true },
     cacheShards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
+    nearCacheBytes: { type: 'integer', minimum: 0, default: 0 },
     feedbackPublishTimeoutMs: { type: 'integer', minimum: 100, default: 5_000 },
     statsPollMs: { type: 'integer', minimum: 0, default: 1_000 },
     ...feedbackRetentionConfigProperties,

@@ -11,6 +11,7 @@ import type { NatsConnection } from 'nats';
 import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { bytesKey, shardOf } from '../../shared/hash.js';
+import { NearCache } from './near-cache.js';
 import { request, Requester } from '../../shared/nats.js';
 import { endpoints, PROTOCOL_VERSION, type CacheGet, type PolicyAnswer, type PolicyQuery } from '../../shared/protocol.js';
 import type { AppRecord, CacheConfig, PolicyName, RegistryView } from '../../shared/registry.js';
@@ -87,6 +88,8 @@ export interface ExecutorDeps {
   store?: PolicyStateStore<unknown>;
   /** Randomness for policies that sample (Exp3); seeded in tests. */
   rng?: () => number;
+  /** Byte budget of the near cache of exact-mode predictions in this process (near-cache.ts); 0 or none: off. */
+  nearCacheBytes?: number;
 }
 
 export class QueryExecutor {
@@ -96,9 +99,12 @@ export class QueryExecutor {
   readonly expected = new ExpectedOutputTracker();
   private readonly fanOut = new FanOutLimiter();
   private readonly rng: () => number;
+  /** Exact-mode predictions this process has seen, in front of the cache shards. */
+  readonly near?: NearCache;
 
   constructor(private readonly deps: ExecutorDeps) {
     this.rng = deps.rng ?? mulberry32(Date.now() >>> 0);
+    if (deps.nearCacheBytes && deps.nearCacheBytes > 0) this.near = new NearCache(deps.nearCacheBytes);
     this.ep = endpoints(deps.subjects);
     this.requester = new Requester(deps.nc);
   }
@@ -186,12 +192,19 @@ export class QueryExecutor {
       // The cache forwards a miss to the scheduler with our reply subject: one leg, not a round trip.
       const key = bytesKey(q.input.data);
       const approx = cache.mode === 'approx' ? approxSettings(cache) : undefined;
+      const modelVersion = `${m.name}@${m.version}`;
+      if (!approx && this.near) {
+        const hit = this.near.get(modelVersion, key, q.input.data);
+        if (hit) return hit;
+      }
       // Approximate lookups need every entry of the model version in one shard.
-      const shard = shardOf(approx ? `${m.name}@${m.version}` : `${m.name}@${m.version}:${key}`, this.deps.cacheShards ?? 1);
+      const shard = shardOf(approx ? modelVersion : `${modelVersion}:${key}`, this.deps.cacheShards ?? 1);
       try {
         const res = await request(this.requester, this.deps.subjects.cacheGet(shard), { ...task, model: m.name, version: m.version, key, ...(approx ? { approx } : {}) }, this.ep.batch.response, {
           ...opts, timeoutMs: q.deadline_unix_ms + LATE_ANSWER_GRACE_MS - Date.now(), noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE',
         });
+        // An exact answer is the model's output for exactly these bytes (an approximate one is not).
+        if (!approx) this.near?.put(modelVersion, key, q.input.data, res.output);
         return res.output;
       } catch (err) {
         // No cache shard is running: ask the model directly rather than fail the query.
