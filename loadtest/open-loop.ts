@@ -214,7 +214,9 @@ export function httpSender(baseUrl: string, path: string, body: string | (() => 
     req.on('error', () => settle('error'));
     req.end(payload);
   });
-  return Object.assign(send, { close: () => agent.destroy(), release: () => agent.destroy() });
+  // Destroying the agent closes its sockets; a later request simply opens new ones.
+  const destroy = (): void => agent.destroy();
+  return Object.assign(send, { close: destroy, release: destroy });
 }
 
 /** Clipper codes a client should treat as "try again later" (the HTTP 429/503 family). */

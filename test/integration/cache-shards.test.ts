@@ -8,11 +8,11 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { connect, type NatsConnection } from 'nats';
 import { bytesKey, initHash, shardOf } from '../../shared/hash.js';
-import { serviceStats } from '../../shared/nats.js';
 import { actorScript, ChildActor } from '../../shared/process.js';
 import { fromNumbers } from '../../shared/tensor.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { addJsModel, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
+import { schedulerTaskCount } from '../helpers/actor-stats.js';
 
 interface ModelStats { lookups: number; hits: number; approx_hits: number; misses: number; coalesced: number; puts: number }
 const NO_STATS: ModelStats = { lookups: 0, hits: 0, approx_hits: 0, misses: 0, coalesced: 0, puts: 0 };
@@ -60,11 +60,7 @@ describe('prediction cache shards over several processes (real processes)', func
     const got = [...(await perProcess()).keys()].sort();
     return JSON.stringify(got) === JSON.stringify([...owned].sort());
   }, 15_000, `cache processes owning ${owned.join(' and ')}`);
-  const schedulerTasks = async (): Promise<number> => {
-    const data = await serviceStats<{ tasks: number }>(nc, 'clipper-scheduler', (md) => md.model === 'sum');
-    if (!data) throw new Error('no scheduler for sum');
-    return data.tasks;
-  };
+  const schedulerTasks = () => schedulerTaskCount(nc, 'sum');
   /** Asks for every input in turn; each must be the model's answer (never the default, never an error). */
   const askAll = async (list: number[][]): Promise<void> => {
     for (const input of list) {

@@ -4,11 +4,10 @@
  */
 import { expect } from 'chai';
 import { connect, type NatsConnection } from 'nats';
-import { serviceStats } from '../../shared/nats.js';
+import { cacheModelStats, schedulerTaskCount } from '../helpers/actor-stats.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack, addJsModel } from '../helpers/stack.js';
 
-interface ModelStats { lookups: number; hits: number; approx_hits: number; misses: number; coalesced: number; puts: number }
 
 describe('prediction cache (real processes)', function () {
   this.timeout(120_000);
@@ -16,16 +15,8 @@ describe('prediction cache (real processes)', function () {
   let sys: TestStack;
   let nc: NatsConnection;
 
-  const cacheStats = async (model: string, version = '1'): Promise<ModelStats> => {
-    const data = await serviceStats<{ models: Record<string, ModelStats> }>(nc, 'clipper-cache');
-    if (!data) throw new Error('no cache actor');
-    return data.models[`${model}:${version}`] ?? { lookups: 0, hits: 0, approx_hits: 0, misses: 0, coalesced: 0, puts: 0 };
-  };
-  const schedulerTasks = async (model: string): Promise<number> => {
-    const data = await serviceStats<{ tasks: number }>(nc, 'clipper-scheduler', (md) => md.model === model);
-    if (!data) throw new Error(`no scheduler for ${model}`);
-    return data.tasks;
-  };
+  const cacheStats = (model: string, version = '1') => cacheModelStats(nc, model, version);
+  const schedulerTasks = (model: string) => schedulerTaskCount(nc, model);
   const predict = async (app: string, body: Record<string, unknown>) => (await postJson(`${sys.stack.ingressUrl}/${app}/predict`, body)).body;
 
   before(async () => {

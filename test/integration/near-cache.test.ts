@@ -5,11 +5,10 @@
  */
 import { expect } from 'chai';
 import { connect, type NatsConnection } from 'nats';
-import { serviceStats } from '../../shared/nats.js';
+import { cacheModelStats, schedulerTaskCount } from '../helpers/actor-stats.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack, addJsModel } from '../helpers/stack.js';
 
-interface ModelStats { lookups: number; hits: number; misses: number; puts: number }
 
 describe('near cache in the ingress (real processes)', function () {
   this.timeout(120_000);
@@ -17,16 +16,8 @@ describe('near cache in the ingress (real processes)', function () {
   let sys: TestStack;
   let nc: NatsConnection;
 
-  const cacheStats = async (model: string): Promise<ModelStats> => {
-    const data = await serviceStats<{ models: Record<string, ModelStats> }>(nc, 'clipper-cache');
-    if (!data) throw new Error('no cache actor');
-    return data.models[`${model}:1`] ?? { lookups: 0, hits: 0, misses: 0, puts: 0 };
-  };
-  const schedulerTasks = async (model: string): Promise<number> => {
-    const data = await serviceStats<{ tasks: number }>(nc, 'clipper-scheduler', (md) => md.model === model);
-    if (!data) throw new Error(`no scheduler for ${model}`);
-    return data.tasks;
-  };
+  const cacheStats = (model: string) => cacheModelStats(nc, model);
+  const schedulerTasks = (model: string) => schedulerTaskCount(nc, model);
   const predict = async (app: string, body: Record<string, unknown>) => (await postJson(`${sys.stack.ingressUrl}/${app}/predict`, body)).body;
   const nearLookups = async (result: 'hit' | 'miss'): Promise<number> => {
     const text = await (await fetch(`${sys.stack.ingressUrl}/metrics`)).text();
