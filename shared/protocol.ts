@@ -224,6 +224,8 @@ export interface Heartbeat {
   replica?: string;
   subject?: string;
   capacity?: number;
+  /** Unique per process: a replica id seen with a new instance was restarted, its old process is gone. */
+  instance?: string;
 }
 
 export function endpoints(s: import('./subjects.js').Subjects) {
@@ -316,6 +318,7 @@ export const heartbeatMessage = defineMessage<Heartbeat>({
     replica: { type: 'string' },
     subject: { type: 'string' },
     capacity: { type: 'integer', minimum: 1 },
+    instance: { type: 'string' },
   },
   additionalProperties: false,
 });

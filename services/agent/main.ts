@@ -11,6 +11,7 @@ const config = loadConfig<AgentConfig>(agentConfigSchema, {
   host: env.CLIPPER_HOST,
   logDir: env.CLIPPER_LOG_DIR,
   baseDir: env.CLIPPER_BASE_DIR,
+  restartBackoffMs: env.CLIPPER_RESTART_BACKOFF_MS,
 });
 const log = createLogger('agent', config.logLevel, { host: config.host });
 // The agent's children need time to drain before it exits.

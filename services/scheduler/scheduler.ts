@@ -61,6 +61,8 @@ interface Replica {
   latency: BatchLatencyModel;
   sizer: BatchSizer;
   inFlight: Map<string, InFlightBatch>;
+  /** The worker process behind the replica id (from its heartbeats); undefined from older workers. */
+  instance?: string;
   /** Said it is stopping: gets no new batches, leaves once its in-flight batches are done. */
   draining: boolean;
 }
@@ -193,7 +195,7 @@ export class Scheduler implements Actor {
         const md = info.metadata ?? {};
         const subject = info.endpoints[0]?.subject;
         if (md.model === this.config.model && md.version === this.config.version && md.replica && subject) {
-          this.upsertReplica(`${md.model}.${md.version}.${md.replica}`, subject);
+          this.upsertReplica(`${md.model}.${md.version}.${md.replica}`, subject, md.instance);
         }
       }
     } catch (err) {
@@ -209,7 +211,7 @@ export class Scheduler implements Actor {
       this.deps.log.warn({ err }, 'bad heartbeat ignored');
       return;
     }
-    if (hb.state === 'ready' && hb.subject) this.upsertReplica(hb.id, hb.subject);
+    if (hb.state === 'ready' && hb.subject) this.upsertReplica(hb.id, hb.subject, hb.instance);
     else if (hb.state === 'stopping') {
       const r = this.replicas.get(hb.id);
       // A draining worker finishes what it has; it just gets nothing new. If its batch fails
@@ -222,13 +224,18 @@ export class Scheduler implements Actor {
     }
   }
 
-  private upsertReplica(id: string, subject: string): void {
+  private upsertReplica(id: string, subject: string, instance?: string): void {
     const known = this.replicas.get(id);
-    if (known) {
+    if (known && instance && known.instance && known.instance !== instance) {
+      // Restarted under the same id (the agent does that): the old process, and the batches it
+      // had, are gone, though its successor's heartbeats would otherwise keep it looking alive.
+      this.markDead(known, 'restarted');
+    } else if (known) {
       known.lastSeenUnixMs = Date.now();
+      known.instance ??= instance;
       return;
     }
-    this.replicas.set(id, { id, subject, lastSeenUnixMs: Date.now(), lastBatchUnixMs: 0, latency: new BatchLatencyModel(), sizer: this.newSizer(), inFlight: new Map(), draining: false });
+    this.replicas.set(id, { id, subject, instance, lastSeenUnixMs: Date.now(), lastBatchUnixMs: 0, latency: new BatchLatencyModel(), sizer: this.newSizer(), inFlight: new Map(), draining: false });
     this.deps.log.info({ replica: id, replicas: this.replicas.size }, 'replica joined');
     this.pump();
   }

@@ -3,7 +3,7 @@
  * on `<p>.worker.<model>.<version>.<replica>`, one at a time, and heartbeats its state on
  * `<p>.events.worker.<model>.<version>.<replica>` so the scheduler knows it has capacity.
  */
-import type { Msg, NatsConnection, Service } from 'nats';
+import { nuid, type Msg, type NatsConnection, type Service } from 'nats';
 import type { Actor } from '../../shared/actor.js';
 import { sleep } from '../../shared/actor.js';
 import { ClipperError } from '../../shared/errors.js';
@@ -29,6 +29,8 @@ export class Worker implements Actor {
   private service?: Service;
   private heartbeat?: NodeJS.Timeout;
   private state: Heartbeat['state'] = 'loading';
+  /** This process, in heartbeats and discovery: tells the scheduler a restart from a live replica. */
+  private readonly instance = nuid.next();
   /** Batches run one after another: the scheduler's pull-style dispatch assumes it. */
   private chain: Promise<void> = Promise.resolve();
   private inFlight = 0;
@@ -52,7 +54,7 @@ export class Worker implements Actor {
       name: 'clipper-worker',
       version: '0.1.0',
       description: `replica ${replica} of ${model}:${version}`,
-      metadata: { model, version, replica, wrapper: record.wrapper },
+      metadata: { model, version, replica, wrapper: record.wrapper, instance: this.instance },
     });
     this.service.addEndpoint('batch', { subject: this.subject, handler: (err, msg) => (err ? this.deps.log.error({ err }, 'endpoint error') : this.onBatch(msg)) });
     this.state = 'ready';
@@ -74,7 +76,7 @@ export class Worker implements Actor {
     const { model, version, replica } = this.config;
     const hb: Heartbeat = {
       v: PROTOCOL_VERSION, actor: 'worker', id: `${model}.${version}.${replica}`, state: this.state,
-      ts_unix_ms: Date.now(), model, version, replica, subject: this.subject, capacity: 1,
+      ts_unix_ms: Date.now(), model, version, replica, subject: this.subject, capacity: 1, instance: this.instance,
     };
     this.deps.nc.publish(this.subjects.events('worker', model, version, replica), encode(hb));
   }

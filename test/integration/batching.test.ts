@@ -30,8 +30,9 @@ describe('replicas and overload (real processes)', function () {
 
   before(async () => {
     nats = await startTestNats();
-    // Fast failure detection, so a dead replica is noticed within a second.
-    sys = await startTestStack(nats, { CLIPPER_HEARTBEAT_MS: '150', CLIPPER_REPLICA_TIMEOUT_MS: '700' });
+    // Fast failure detection, so a dead replica is noticed within a second; the agent restarts a
+    // killed worker at once, so its successor (same replica id) heartbeats before the old one times out.
+    sys = await startTestStack(nats, { CLIPPER_HEARTBEAT_MS: '150', CLIPPER_REPLICA_TIMEOUT_MS: '700', CLIPPER_RESTART_BACKOFF_MS: '10' });
     nc = await connect({ servers: nats.url });
     const slow = { input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', 'one-second.mjs'), batch_size: 1 };
     await sys.admin.call('add_model', { model_name: 'slow', model_version: '1', ...slow });
