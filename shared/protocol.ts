@@ -163,6 +163,12 @@ export interface Task {
   /** Set by the cache on a forwarded miss: where the worker puts the result, under which key. */
   cache_put?: string;
   cache_key?: string;
+  /**
+   * Set by the ingress when it forwards a client's NATS query with the client's own reply subject
+   * (a direct query): the answer goes to the client in the ingress's reply format (`{v, query_id,
+   * output, default}`), and an expired or failed task gets this app's default output.
+   */
+  client_app?: string;
 }
 
 /** A cache lookup: the task plus the model version and the input's exact key. */
@@ -204,6 +210,8 @@ export interface Batch {
   /** Per input: the cache put subject ('' for none) and key, for tasks forwarded by the cache. */
   cache_put?: string[];
   cache_key?: string[];
+  /** Per input: the query id of a direct query ('' for none), whose answer has the client's format. */
+  client_query?: string[];
 }
 
 export interface BatchResult {
@@ -254,7 +262,7 @@ export function endpoints(s: import('./subjects.js').Subjects) {
       {
         type: 'object',
         required: ['v', 'query_id', 'deadline_unix_ms', 'input'],
-        properties: { v: version, query_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, input: tensorSchema, cache_put: { type: 'string' }, cache_key: { type: 'string' } },
+        properties: { v: version, query_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, input: tensorSchema, cache_put: { type: 'string' }, cache_key: { type: 'string' }, client_app: name },
         additionalProperties: false,
       },
       { type: 'object', required: ['v', 'output'], properties: { v: version, output: tensorSchema }, additionalProperties: false },
@@ -264,7 +272,7 @@ export function endpoints(s: import('./subjects.js').Subjects) {
       {
         type: 'object',
         required: ['v', 'batch_id', 'deadline_unix_ms', 'inputs'],
-        properties: { v: version, batch_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, inputs: { type: 'array', items: tensorSchema, minItems: 1 }, reply_to: { type: 'array', items: { type: 'string' } }, cache_put: { type: 'array', items: { type: 'string' } }, cache_key: { type: 'array', items: { type: 'string' } } },
+        properties: { v: version, batch_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, inputs: { type: 'array', items: tensorSchema, minItems: 1 }, reply_to: { type: 'array', items: { type: 'string' } }, cache_put: { type: 'array', items: { type: 'string' } }, cache_key: { type: 'array', items: { type: 'string' } }, client_query: { type: 'array', items: { type: 'string' } } },
         additionalProperties: false,
       },
       {

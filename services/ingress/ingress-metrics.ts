@@ -22,7 +22,7 @@ export class IngressMetrics {
   constructor(view: RegistryView, inFlight: () => number, near?: () => { hits: number; misses: number } | undefined) {
     const registers = [this.registry];
     this.requests = new Counter({
-      name: 'clipper_requests_total', help: 'Queries by app and outcome: ok (a model answered), default (the app\'s default output), refused (503, overload), error', labelNames: ['app', 'outcome'], registers,
+      name: 'clipper_requests_total', help: 'Queries by app and outcome: ok (a model answered), default (the app\'s default output), refused (503, overload), error, forwarded (a direct NATS query: the worker answered the client, not counted in the latency histogram)', labelNames: ['app', 'outcome'], registers,
     });
     this.withinSlo = new Counter({ name: 'clipper_requests_within_slo_total', help: 'Queries a model answered within the app\'s latency SLO', labelNames: ['app'], registers });
     this.duration = new Histogram({

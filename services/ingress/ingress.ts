@@ -26,11 +26,11 @@ import { ClipperError } from '../../shared/errors.js';
 import { parseInput, parseInputBatch } from '../../shared/input.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, isJsonMsg, reply, replyError, request, Requester } from '../../shared/nats.js';
-import { endpoints, feedbackRequestMessage, PROTOCOL_VERSION, type FeedbackAck, type FeedbackRecord, type FeedbackRequest, type PolicyAnswer, type PolicyQuery, type PredictRequest, type Prediction } from '../../shared/protocol.js';
+import { endpoints, feedbackRequestMessage, PROTOCOL_VERSION, type FeedbackAck, type FeedbackRecord, type FeedbackRequest, type PolicyAnswer, type PolicyQuery, type PredictRequest, type Prediction, type Task } from '../../shared/protocol.js';
 import { openRegistryBucket, RegistryView, type AppRecord } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { toJsonValue, type Tensor } from '../../shared/tensor.js';
-import { isStatelessPolicy, QueryExecutor } from '../policy/mod.js';
+import { isStatelessPolicy, QueryExecutor, replyMarginMs } from '../policy/mod.js';
 import { ClusterStats } from './cluster-stats.js';
 import { IngressMetrics } from './ingress-metrics.js';
 import { LoadShedder } from './load-shedder.js';
@@ -237,6 +237,7 @@ export class Ingress implements Actor {
       const app = Subjects.lastToken(msg.subject);
       this.shedIfOverloaded(app);
       const body = decodeRequest(msg, this.ep.predict.request);
+      if (!json && this.forwardDirect(app, body, msg, receivedUnixMs, startedMs)) return;
       reply(msg, await this.predict(app, body, json ? 'json' : 'msgpack', receivedUnixMs, startedMs), json);
     } catch (err) {
       this.logFailure(err, msg.subject);
@@ -244,6 +245,35 @@ export class Ingress implements Actor {
     } finally {
       this.inFlight--;
     }
+  }
+
+  /**
+   * A direct query: when no combination is needed (one linked model, a stateless policy run here, no
+   * prediction cache) the task goes to the model's scheduler with the client's own reply subject, and
+   * the worker answers the client: one message and one wake-up of this process fewer per query. The
+   * scheduler answers an expired or failed task with the app's default output and refuses overload
+   * as the ingress would. What is given up: this process does not see the answer, so the query counts
+   * as `forwarded` in its metrics, without a latency; and an answer whose batch overruns arrives late
+   * instead of being replaced by the default at the deadline. Returns false (nothing sent) when the
+   * query needs the full path.
+   */
+  private forwardDirect(appName: string, body: PredictRequest, msg: Msg, receivedUnixMs: number, startedMs: number): boolean {
+    if (!this.config.directReplies || !msg.reply || body.input === undefined || !this.config.localStatelessPolicies) return false;
+    const app = this.view.apps.get(appName);
+    const linked = this.view.links.get(appName);
+    if (!app || linked?.length !== 1 || !isStatelessPolicy(app.policy)) return false;
+    const model = linked[0]!;
+    const version = this.view.resolveVersion(model, body.version);
+    const mode = version === undefined ? undefined : this.view.model(model, version)?.cache?.mode;
+    if (version === undefined || ((mode === 'exact' || mode === 'approx') && body.cache !== false)) return false;
+    const input = parseInput(body.input, { inputType: app.input_type, inputShape: app.input_shape });
+    const task: Task = {
+      v: PROTOCOL_VERSION, query_id: nuid.next(), input, client_app: app.name,
+      deadline_unix_ms: receivedUnixMs + app.latency_slo_micros / 1000 - replyMarginMs(app.latency_slo_micros),
+    };
+    this.deps.nc.publish(this.subjects.batch(model, version), encode(task), { reply: msg.reply });
+    this.metrics.query(app, 'forwarded', startedMs);
+    return true;
   }
 
   // ---- HTTP ---------------------------------------------------------------------------------------

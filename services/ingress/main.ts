@@ -13,6 +13,7 @@ const config = loadConfig<IngressConfig>(ingressConfigSchema, {
   maxBodyBytes: env.CLIPPER_MAX_BODY_BYTES,
   policyShards: env.CLIPPER_POLICY_SHARDS,
   localStatelessPolicies: env.CLIPPER_LOCAL_STATELESS_POLICIES,
+  directReplies: env.CLIPPER_DIRECT_REPLIES,
   cacheShards: env.CLIPPER_CACHE_SHARDS,
   nearCacheBytes: env.CLIPPER_NEAR_CACHE_BYTES,
   feedbackMaxAgeS: env.CLIPPER_FEEDBACK_MAX_AGE_S,

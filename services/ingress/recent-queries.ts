@@ -6,9 +6,15 @@
  * the cost stays flat under load. No I/O.
  */
 
-/** ok: a model answered; default: the app's default output; refused: 503 (overload); error: any other failure. */
-export type QueryOutcome = 'ok' | 'default' | 'refused' | 'error';
-export const QUERY_OUTCOMES: readonly QueryOutcome[] = ['ok', 'default', 'refused', 'error'];
+/**
+ * ok: a model answered; default: the app's default output; refused: 503 (overload); error: any other
+ * failure; forwarded: a direct NATS query, handed to the model's scheduler with the client's reply
+ * subject, whose answer this process does not see (no latency, not in the SLO attainment).
+ */
+export type QueryOutcome = 'ok' | 'default' | 'refused' | 'error' | 'forwarded';
+export const QUERY_OUTCOMES: readonly QueryOutcome[] = ['ok', 'default', 'refused', 'error', 'forwarded'];
+
+const noQueries = (): Record<QueryOutcome, number> => ({ ok: 0, default: 0, refused: 0, error: 0, forwarded: 0 });
 
 export interface RecentQueriesOptions {
   /** Seconds of latencies behind P50/P99. */
@@ -74,8 +80,9 @@ export class RecentQueries {
   /** One query of `app`; `latencyMs` for answered ones (ok, default). */
   record(app: string, outcome: QueryOutcome, latencyMs?: number, withinSlo = false): void {
     let w = this.apps.get(app);
-    if (!w) this.apps.set(app, (w = { total: { ok: 0, default: 0, refused: 0, error: 0 }, ring: [] }));
+    if (!w) this.apps.set(app, (w = { total: noQueries(), ring: [] }));
     w.total[outcome]++;
+    if (outcome === 'forwarded') return;
     const s = this.second(w, Math.floor(this.now() / 1000));
     s.all++;
     if (withinSlo) s.withinSlo++;
@@ -114,7 +121,7 @@ export class RecentQueries {
     }
     latencies.sort((a, b) => a - b);
     return {
-      total: { ...(w?.total ?? { ok: 0, default: 0, refused: 0, error: 0 }) },
+      total: { ...(w?.total ?? noQueries()) },
       answeredPerS: answered / this.rateWindowS,
       p50Ms: percentile(latencies, 0.5),
       p99Ms: percentile(latencies, 0.99),

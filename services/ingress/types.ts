@@ -15,6 +15,11 @@ export interface IngressConfig extends CommonConfig, FeedbackRetention {
   natsPredict: boolean;
   /** Run stateless policies (`single`) in-process instead of asking a policy shard. */
   localStatelessPolicies: boolean;
+  /**
+   * NATS queries of apps with one model, a stateless policy and no cache go to the model's scheduler
+   * with the client's reply subject; the worker answers the client (Ingress.forwardDirect).
+   */
+  directReplies: boolean;
   /** Prediction cache shards C. */
   cacheShards: number;
   /** Byte budget of the ingress's near cache of exact-mode predictions (0: off). */
@@ -36,6 +41,7 @@ export const ingressConfigSchema = {
     policyGraceMs: { type: 'integer', minimum: 0, default: 250 },
     natsPredict: { type: 'boolean', default: true },
     localStatelessPolicies: { type: 'boolean', default: true },
+    directReplies: { type: 'boolean', default: true },
     cacheShards: { type: 'integer', minimum: 1, maximum: 1024, default: 1 },
     nearCacheBytes: { type: 'integer', minimum: 0, default: 0 },
     feedbackPublishTimeoutMs: { type: 'integer', minimum: 100, default: 5_000 },

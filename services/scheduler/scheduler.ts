@@ -16,7 +16,7 @@ import { decode, encode } from '../../shared/codec.js';
 import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, errorFromReply, natsRequestError, replyError, Requester } from '../../shared/nats.js';
-import { endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type Heartbeat } from '../../shared/protocol.js';
+import { endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type Heartbeat, type PolicyAnswer } from '../../shared/protocol.js';
 import { openRegistryBucket, RegistryView } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { checkTensor, type Tensor } from '../../shared/tensor.js';
@@ -38,6 +38,8 @@ interface PendingTask {
   /** A miss forwarded by the cache: the worker puts the result there. */
   cachePut?: string;
   cacheKey?: string;
+  /** A direct query of this app (Task.client_app): a failure is answered with its default output. */
+  clientApp?: string;
   /** performance.now() by which admission expected it done, for the lateness margin. */
   predictedDoneMs?: number;
 }
@@ -281,7 +283,7 @@ export class Scheduler implements Actor {
     let task: PendingTask;
     try {
       const t = decodeRequest(msg, this.ep.batch.request);
-      task = { msg, queryId: t.query_id, deadlineUnixMs: t.deadline_unix_ms, enqueuedUnixMs: Date.now(), enqueuedMs: performance.now(), input: checkTensor(t.input), cachePut: t.cache_put, cacheKey: t.cache_key };
+      task = { msg, queryId: t.query_id, deadlineUnixMs: t.deadline_unix_ms, enqueuedUnixMs: Date.now(), enqueuedMs: performance.now(), input: checkTensor(t.input), cachePut: t.cache_put, cacheKey: t.cache_key, clientApp: t.client_app };
     } catch (err) {
       replyError(msg, err);
       return;
@@ -338,13 +340,29 @@ export class Scheduler implements Actor {
   private expire(task: PendingTask): void {
     this.counters.expired++;
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId }, 'task expired');
-    replyError(task.msg, ClipperError.withoutStack('CLIPPER_ERR_QUERY_EXPIRED', `query ${task.queryId} expired in the queue of ${this.config.model}:${this.config.version}`));
+    this.fail(task, ClipperError.withoutStack('CLIPPER_ERR_QUERY_EXPIRED', `query ${task.queryId} expired in the queue of ${this.config.model}:${this.config.version}`));
+  }
+
+  /**
+   * A task that will get no model output. Its requester (the ingress or a policy) gets the error and
+   * answers with the default output; a direct query's client gets that default answer from here.
+   */
+  private fail(task: PendingTask, err: ClipperError): void {
+    const app = task.clientApp === undefined ? undefined : this.view.apps.get(task.clientApp);
+    if (!app || !task.msg.reply) {
+      replyError(task.msg, err);
+      return;
+    }
+    const answer: PolicyAnswer = { v: PROTOCOL_VERSION, query_id: task.queryId, output: app.default_output, default: true, default_explanation: `${this.config.model}:${this.config.version}: ${err.message}` };
+    task.msg.respond(encode(answer));
   }
 
   private reject(task: PendingTask, err: ClipperError): void {
     this.counters.rejected++;
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId, code: err.code }, 'task refused');
-    replyError(task.msg, err);
+    // Overload is refused (retryable) to clients too; anything else is the default output's business.
+    if (err.code === 'CLIPPER_ERR_QUEUE_FULL') replyError(task.msg, err);
+    else this.fail(task, err);
   }
 
   /** Sends batches while there are tasks and replicas with capacity. */
@@ -418,6 +436,7 @@ export class Scheduler implements Actor {
       v: PROTOCOL_VERSION, batch_id: batch.id, deadline_unix_ms: deadline,
       inputs: tasks.map((t) => t.input), reply_to: tasks.map((t) => t.msg.reply ?? ''),
     };
+    if (tasks.some((t) => t.clientApp)) wire.client_query = tasks.map((t) => (t.clientApp ? t.queryId : ''));
     if (tasks.some((t) => t.cachePut)) {
       wire.cache_put = tasks.map((t) => t.cachePut ?? '');
       wire.cache_key = tasks.map((t) => t.cacheKey ?? '');
@@ -430,7 +449,7 @@ export class Scheduler implements Actor {
         if (failure) {
           // The model itself failed: the same batch would fail elsewhere too.
           this.deps.log.warn({ replica: replica.id, batchSize: tasks.length, code: failure.code, err: failure.message }, 'batch failed');
-          for (const t of tasks) replyError(t.msg, failure);
+          for (const t of tasks) this.fail(t, failure);
           return;
         }
         // The worker has answered each task's requester directly (reply_to).
@@ -441,7 +460,9 @@ export class Scheduler implements Actor {
         replica.lastBatchUnixMs = Date.now();
         replica.latency.observe(tasks.length, latencyUs);
         const doneMs = performance.now();
-        for (const t of tasks) if (t.predictedDoneMs !== undefined) this.lateness.observe(doneMs - t.predictedDoneMs);
+        const late: number[] = [];
+        for (const t of tasks) if (t.predictedDoneMs !== undefined) late.push(doneMs - t.predictedDoneMs);
+        if (late.length > 0) this.lateness.observeBatch(late);
         this.deps.log.debug({ replica: replica.id, batchSize: tasks.length, latencyUs }, 'batch done');
       },
       (err: unknown) => {
@@ -464,7 +485,7 @@ export class Scheduler implements Actor {
     const until = Date.now() + graceMs;
     const busy = (): boolean => this.queue.size > 0 || [...this.replicas.values()].some((r) => r.inFlight.size > 0);
     while (busy() && Date.now() < until) await sleep(10);
-    for (const t of this.queue.drain()) replyError(t.msg, new ClipperError('CLIPPER_ERR_SERVICE_UNAVAILABLE', 'scheduler stopped'));
+    for (const t of this.queue.drain()) this.fail(t, new ClipperError('CLIPPER_ERR_SERVICE_UNAVAILABLE', 'scheduler stopped'));
     clearInterval(this.sweeper);
     clearTimeout(this.expiryTimer);
     clearTimeout(this.delayTimer);

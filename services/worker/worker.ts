@@ -97,7 +97,10 @@ export class Worker implements Actor {
           batch.reply_to.forEach((subject, i) => {
             const out = outputs[i]!;
             if (!subject) return;
+            const queryId = batch.client_query?.[i];
             if (out instanceof ClipperError) publishError(this.deps.nc, subject, out);
+            // A direct query: the client gets the ingress's answer format.
+            else if (queryId) this.deps.nc.publish(subject, encode({ v: PROTOCOL_VERSION, query_id: queryId, output: out, default: false }));
             else this.deps.nc.publish(subject, encode({ v: PROTOCOL_VERSION, output: out }));
           });
           this.putInCache(batch, outputs);

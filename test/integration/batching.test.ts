@@ -39,6 +39,8 @@ describe('replicas and overload (real processes)', function () {
     await sys.admin.call('add_model', { model_name: 'tiny-queue', model_version: '1', ...slow, batching: { max_queue_length: 2 } });
     await sys.admin.call('add_app', { name: 'slow', input_type: 'doubles', latency_slo_micros: 30_000_000, candidate_model_names: ['slow'] });
     await sys.admin.call('add_app', { name: 'tiny', input_type: 'doubles', latency_slo_micros: 30_000_000, candidate_model_names: ['tiny-queue'] });
+    // The same 1 s model under a 300 ms SLO: a second query waits in the queue past its deadline.
+    await sys.admin.call('add_app', { name: 'hasty', input_type: 'doubles', default_output: 'late', latency_slo_micros: 300_000, candidate_model_names: ['tiny-queue'] });
     await waitForModelAnswer(sys, 'slow', { input: [1] });
     await waitForModelAnswer(sys, 'tiny', { input: [1] });
   });
@@ -90,5 +92,16 @@ describe('replicas and overload (real processes)', function () {
     const codes = replies.map((m) => m.headers?.get(ERROR_CODE_HEADER) ?? 'ok');
     expect(codes.filter((c) => c === 'CLIPPER_ERR_QUEUE_FULL').length).to.be.at.least(4);
     expect(codes.filter((c) => c === 'ok').length).to.be.at.least(2);
+  });
+
+  it('direct NATS queries - a task that expires in the queue gets the app\'s default output from the scheduler', async () => {
+    const ask = (app: string, x: number) => nc.request(`clipper.predict.${app}`, msgpack.pack({ input: [x] }), { timeout: 10_000 }).then((m) => msgpack.unpack(m.data) as Record<string, unknown>);
+    const first = ask('tiny', 1); // takes the only replica for a second
+    await eventually(async () => (await schedulerStats('tiny-queue')).replicas.some((r) => r.in_flight > 0), 5_000, 'a busy replica');
+    const second = await ask('hasty', 2);
+    expect(second).to.include({ v: 1, default: true, output: 'late' });
+    expect(second.query_id).to.be.a('string').and.not.empty;
+    expect(second.default_explanation).to.match(/tiny-queue:1: .*expired in the queue/);
+    expect(await first).to.include({ default: false });
   });
 });

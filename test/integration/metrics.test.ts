@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { Packr } from 'msgpackr';
-import { connect, type NatsConnection } from 'nats';
+import { connect, headers, type NatsConnection } from 'nats';
 import { DIST_ROOT } from '../../shared/process.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { scrape, samplesOf, sumOf, type Exposition } from '../helpers/prometheus.js';
@@ -17,6 +17,11 @@ import { addJsModel, postJson, startTestStack, stopTestStack, waitForModelAnswer
 
 const msgpack = new Packr({ useRecords: false });
 const run = promisify(execFile);
+const jsonHeaders = () => {
+  const h = headers();
+  h.set('Content-Type', 'application/json');
+  return h;
+};
 
 describe('metrics (real processes)', function () {
   this.timeout(120_000);
@@ -67,6 +72,21 @@ describe('metrics (real processes)', function () {
     expect(buckets.at(-1)!.value).to.equal(sumOf(after, 'clipper_request_duration_seconds_count', { app: 'calc' }));
     expect(sumOf(after, 'clipper_request_duration_seconds_sum', { app: 'calc' })).to.be.greaterThan(0).and.below(sent * 2);
     expect(sumOf(after, 'clipper_app_slo_seconds', { app: 'calc' })).to.equal(2);
+  });
+
+  it('metrics - a direct NATS query (one model, no cache) is counted as forwarded, with no latency; JSON ones go the full path', async () => {
+    const before = await metrics();
+    const answer = msgpack.unpack((await nc.request('clipper.predict.calc', msgpack.pack({ input: [2, 3] }), { timeout: 5_000 })).data) as { v: number; query_id: string; default: boolean; output: { dtype: string; data: Uint8Array } };
+    expect(answer).to.include({ v: 1, default: false });
+    expect(answer.query_id).to.be.a('string').and.not.empty;
+    expect(Array.from(new Float64Array(new Uint8Array(answer.output.data).buffer))).to.deep.equal([5]);
+    const json = await nc.request('clipper.predict.calc', new TextEncoder().encode(JSON.stringify({ input: [1, 1] })), { timeout: 5_000, headers: jsonHeaders() });
+    expect(JSON.parse(new TextDecoder().decode(json.data))).to.include({ default: false });
+    const after = await metrics();
+    const delta = (name: string, labels: Record<string, string>): number => sumOf(after, name, labels) - sumOf(before, name, labels);
+    expect(delta('clipper_requests_total', { app: 'calc', outcome: 'forwarded' })).to.equal(1);
+    expect(delta('clipper_requests_total', { app: 'calc', outcome: 'ok' })).to.equal(1);
+    expect(delta('clipper_request_duration_seconds_count', { app: 'calc' })).to.equal(1);
   });
 
   it('metrics - the exposition declares a type for every family, and counters end in _total', async () => {

@@ -101,6 +101,19 @@ describe('completion estimate', () => {
     expect(q.ms).to.be.closeTo(9, 0.3);
   });
 
+  it('completion estimate - LatenessQuantile: a batch of late tasks moves the margin one step, not one step per task', () => {
+    const perTask = new LatenessQuantile(0.95, 0.5);
+    const perBatch = new LatenessQuantile(0.95, 0.5);
+    const stalled = Array.from({ length: 30 }, () => 15); // one 15 ms stall of a 30-task batch
+    for (const l of stalled) perTask.observe(l);
+    perBatch.observeBatch(stalled);
+    expect(perTask.ms).to.be.closeTo(30 * 0.5 * 0.95, 1e-9);
+    expect(perBatch.ms).to.be.closeTo(0.5 * 0.95, 1e-9);
+    // Batches of on-time tasks bring it down by (1 − q) steps each, whatever their size.
+    perBatch.observeBatch(Array.from({ length: 8 }, () => -1));
+    expect(perBatch.ms).to.be.closeTo(0.5 * 0.95 - 0.5 * 0.05, 1e-9);
+  });
+
   it('completion estimate - LatenessQuantile never goes below 0 and ignores values that are not finite', () => {
     const q = new LatenessQuantile();
     for (let i = 0; i < 1000; i++) q.observe(-5);

@@ -27,8 +27,9 @@ describe('recent queries', () => {
     r.record('a', 'default', 1);
     r.record('a', 'refused');
     r.record('a', 'error');
+    r.record('a', 'forwarded');
     const s = r.summary('a');
-    expect(s.total).to.deep.equal({ ok: 10, default: 1, refused: 1, error: 1 });
+    expect(s.total).to.deep.equal({ ok: 10, default: 1, refused: 1, error: 1, forwarded: 1 });
     expect(s.answeredPerS).to.equal(11 / 5);
     c.advance(6_000);
     expect(r.summary('a').answeredPerS).to.equal(0);
@@ -43,6 +44,8 @@ describe('recent queries', () => {
     r.record('a', 'ok', 1, true);
     r.record('a', 'ok', 500, false);
     r.record('a', 'refused');
+    // A forwarded (direct NATS) query's answer is not seen here: it does not count either way.
+    r.record('a', 'forwarded');
     expect(r.summary('a').sloAttainment).to.equal(0.5);
     c.advance(61_000);
     r.record('a', 'ok', 1, true);

@@ -128,6 +128,7 @@ ${figure('SLO met (1 min)', a.slo_attainment === null ? '–' : fmt(a.slo_attain
 ${figure('defaults', String(a.requests.default), '', d('defaults'))}
 ${figure('refused', String(a.requests.refused), '', d('refused'))}
 ${figure('errors', String(a.requests.error), '', d('errors'))}
+${a.requests.forwarded ? figure('direct (NATS)', String(a.requests.forwarded), '', d('forwarded')) : ''}
 </div>
 <div class="charts">
 ${chart('throughput (answered queries/s)', [{ key: `app:${a.name}:qps`, label: 'q/s' }])}
