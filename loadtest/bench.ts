@@ -13,6 +13,7 @@ import { writePlot, type PlotSpec } from './plot.js';
 import { runReplicas } from './replicas.js';
 import { runCache } from './cache.js';
 import { runEnsemble } from './ensemble.js';
+import { stealMeter } from './harness.js';
 import { writeXyPlot, type XyPlotSpec } from './xy-plot.js';
 
 function positive(value: string): number {
@@ -33,8 +34,11 @@ function batchSize(value: string): number {
   return n;
 }
 
+const stealSinceStart = stealMeter();
+
 /** Writes the result (and its chart as SVG next to it, when given) and prints the JSON line. */
 function finish(name: string, result: Record<string, unknown>, plot?: PlotSpec | { xy: XyPlotSpec }): void {
+  result = { ...result, cpu_steal_pct: stealSinceStart() };
   const dir = path.join(PROJECT_ROOT, 'loadtest', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);

@@ -102,6 +102,28 @@ export function loadBeforeBench(): number {
   return Math.round(load * 100) / 100;
 }
 
+/**
+ * Share of CPU time the hypervisor gave to others (the `steal` column of /proc/stat) from now until
+ * the returned function is called, in percent; null where /proc/stat is not there. On a shared VM a
+ * step with a few percent of steal is slower for reasons outside the system measured.
+ */
+export function stealMeter(): () => number | null {
+  const read = (): { steal: number; total: number } | undefined => {
+    try {
+      const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+      return { steal: cpu[7] ?? 0, total: cpu.slice(0, 8).reduce((a, b) => a + b, 0) };
+    } catch {
+      return undefined;
+    }
+  };
+  const start = read();
+  return () => {
+    const end = read();
+    if (!start || !end || end.total <= start.total) return null;
+    return Math.round(((end.steal - start.steal) / (end.total - start.total)) * 1000) / 10;
+  };
+}
+
 /** The scheduler's counters (tasks, batches, expired, rejected, re-queued) from its NATS service stats. */
 export async function schedulerStats(system: BenchSystem, model: string): Promise<Record<string, unknown> | undefined> {
   const nc = await connect({ servers: system.stack.natsUrl });

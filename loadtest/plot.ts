@@ -12,6 +12,8 @@ export interface PlotStep {
   goodput_qps: number;
   p99_ms: number;
   good?: boolean;
+  /** Run again (too much steal): not drawn. */
+  discarded?: boolean;
 }
 
 export interface PlotSeries {
@@ -82,7 +84,7 @@ function seriesLines(p: Panel, series: readonly PlotSeries[], y: (s: PlotStep) =
   const out: string[] = [];
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length]!;
-    const steps = [...s.steps].filter((st) => Number.isFinite(y(st))).sort((a, b) => a.rate_offered - b.rate_offered);
+    const steps = [...s.steps].filter((st) => !st.discarded && Number.isFinite(y(st))).sort((a, b) => a.rate_offered - b.rate_offered);
     if (steps.length === 0) return;
     out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${steps.map((st) => `${px(p, st.rate_offered)},${py(p, y(st))}`).join(' ')}"/>`);
     for (const st of steps) {
