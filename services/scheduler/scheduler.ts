@@ -365,13 +365,28 @@ export class Scheduler implements Actor {
     else this.fail(task, err);
   }
 
-  /** Sends batches while there are tasks and replicas with capacity. */
+  /**
+   * Sends batches while there are tasks and replicas with capacity. Admitted tasks that expire here
+   * teach the lateness margin too, as one batch: they would otherwise never be observed, and the
+   * margin would learn only from the tasks that made it, too little exactly when the queue is at the
+   * admission limit (overload).
+   */
   private pump(): void {
+    const late: number[] = [];
+    const expire = (t: PendingTask, doneMs: number): void => {
+      if (t.predictedDoneMs !== undefined) late.push(doneMs - t.predictedDoneMs);
+      this.expire(t);
+    };
+    this.formBatches(expire);
+    if (late.length > 0) this.lateness.observeBatch(late);
+  }
+
+  private formBatches(expire: (t: PendingTask, doneMs: number) => void): void {
     clearTimeout(this.delayTimer);
     this.delayTimer = undefined;
     for (;;) {
       const now = Date.now();
-      for (const t of this.queue.popExpired(now)) this.expire(t);
+      for (const t of this.queue.popExpired(now)) expire(t, performance.now());
       const head = this.queue.peek();
       if (!head) return;
       const replica = this.pickReplica();
@@ -391,7 +406,7 @@ export class Scheduler implements Actor {
       while (tasks.length < max && this.queue.size > 0) {
         const t = this.queue.pop()!;
         // Skip work that cannot finish before its deadline.
-        if (t.deadlineUnixMs <= now + estimateMs) this.expire(t);
+        if (t.deadlineUnixMs <= now + estimateMs) expire(t, performance.now() + estimateMs);
         else tasks.push(t);
       }
       if (tasks.length > 0) this.dispatch(replica, tasks);
