@@ -56,7 +56,8 @@ export interface SweepOptions {
    * A step during which the hypervisor took more than this share of the machine's CPU (steal, %) is
    * run again, up to `stealRetries` times: its figures say more about the neighbours than about the
    * target (measured here: 25 % steal during a step turned the baseline's P99 from 9 ms into 1.5 s).
-   * Default 3; Infinity keeps every step.
+   * Default 1 (a 4 s step at 1 % steal on two cores lost 80 ms of CPU: enough, in one burst, to fail
+   * a 20 ms P99); Infinity keeps every step.
    */
   maxStealPct?: number;
   stealRetries?: number;
@@ -175,9 +176,9 @@ export async function findMaxRates(searches: readonly SweepOptions[]): Promise<S
       opts.afterStep?.();
       const step: SweepStep = { ...toStep(result, opts.sloMs, opts.minGoodputFraction ?? 0.95), steal_pct: steal() };
       st.steps.push(step);
-      if ((step.steal_pct ?? 0) > (opts.maxStealPct ?? 3) && attempt < (opts.stealRetries ?? 3)) {
+      if ((step.steal_pct ?? 0) > (opts.maxStealPct ?? 1) && attempt < (opts.stealRetries ?? 3)) {
         step.discarded = true;
-        progress(`${describeStep(step, opts.label)}: steal over ${opts.maxStealPct ?? 3}%, running it again`);
+        progress(`${describeStep(step, opts.label)}: steal over ${opts.maxStealPct ?? 1}%, running it again`);
         continue;
       }
       progress(describeStep(step, opts.label));
