@@ -273,6 +273,7 @@ export class Ingress implements Actor {
     };
     this.deps.nc.publish(this.subjects.batch(model, version), encode(task), { reply: msg.reply });
     this.metrics.query(app, 'forwarded', startedMs);
+    if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.query_id, app: app.name, model: `${model}:${version}` }, 'query forwarded');
     return true;
   }
 
