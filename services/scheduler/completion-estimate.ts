@@ -102,10 +102,11 @@ export function completionMs(ahead: number, replicas: readonly ReplicaOutlook[])
 /**
  * A high quantile of how late tasks finish against their predicted completion, in ms, tracked by
  * stochastic approximation: up by `stepMs`·q when a task is later than the current value, down by
- * `stepMs`·(1 − q) otherwise (each scaled by the task's weight: 1/n for the n tasks of a batch), so that about a share 1 − q of tasks end up later. Admission keeps this
- * much in hand: on a busy machine the prediction misses process wake-ups and contention that a line
- * fit of past batches cannot see. Never below 0. The step sets how fast it follows a change: with
- * 0.5 ms and q = 0.95 it falls 2.5 ms per 100 tasks once an overload is over (with 0.05 ms and
+ * `stepMs`·(1 − q) otherwise (each scaled by the task's weight: 1/n for the n tasks of a batch), so
+ * that about a share 1 − q of tasks end up later. Admission keeps this much in hand: on a busy
+ * machine the prediction misses process wake-ups and contention that a line fit of past batches
+ * cannot see. Never below 0. The step sets how fast it follows a change: with 0.5 ms and q = 0.95 it
+ * falls 2.5 ms per 100 on-time batches once an overload is over (with 0.05 ms and
  * q = 0.99, 10 s at 1000/s, and the leftover margin refused most of the load that followed), and it
  * jitters by about one step. Why the 95th and not the 99th percentile: here the lateness has a heavy
  * tail (P95 2–3 ms, P99 10–15 ms: a process preempted for a time slice), and keeping 10 ms of a

@@ -114,6 +114,8 @@ export class Scheduler implements Actor {
   private readonly metrics: SchedulerMetrics;
   /** How late tasks finish against admission's prediction (P95): admission keeps this in hand. */
   private readonly lateness = new LatenessQuantile();
+  /** Lateness of the admitted tasks the current pump expired, learnt as one batch when it ends. */
+  private readonly expiredLateness: number[] = [];
 
   constructor(private readonly config: Readonly<SchedulerConfig>, private readonly deps: SchedulerDeps) {
     this.subjects = new Subjects(config.prefix);
@@ -372,21 +374,25 @@ export class Scheduler implements Actor {
    * admission limit (overload).
    */
   private pump(): void {
-    const late: number[] = [];
-    const expire = (t: PendingTask, doneMs: number): void => {
-      if (t.predictedDoneMs !== undefined) late.push(doneMs - t.predictedDoneMs);
-      this.expire(t);
-    };
-    this.formBatches(expire);
-    if (late.length > 0) this.lateness.observeBatch(late);
+    this.formBatches();
+    if (this.expiredLateness.length > 0) {
+      this.lateness.observeBatch(this.expiredLateness);
+      this.expiredLateness.length = 0;
+    }
   }
 
-  private formBatches(expire: (t: PendingTask, doneMs: number) => void): void {
+  /** An admitted task expires in the queue; it would have been done at `doneMs` (performance.now()). */
+  private expireQueued(t: PendingTask, doneMs: number): void {
+    if (t.predictedDoneMs !== undefined) this.expiredLateness.push(doneMs - t.predictedDoneMs);
+    this.expire(t);
+  }
+
+  private formBatches(): void {
     clearTimeout(this.delayTimer);
     this.delayTimer = undefined;
     for (;;) {
       const now = Date.now();
-      for (const t of this.queue.popExpired(now)) expire(t, performance.now());
+      for (const t of this.queue.popExpired(now)) this.expireQueued(t, performance.now());
       const head = this.queue.peek();
       if (!head) return;
       const replica = this.pickReplica();
@@ -406,7 +412,7 @@ export class Scheduler implements Actor {
       while (tasks.length < max && this.queue.size > 0) {
         const t = this.queue.pop()!;
         // Skip work that cannot finish before its deadline.
-        if (t.deadlineUnixMs <= now + estimateMs) expire(t, performance.now() + estimateMs);
+        if (t.deadlineUnixMs <= now + estimateMs) this.expireQueued(t, performance.now() + estimateMs);
         else tasks.push(t);
       }
       if (tasks.length > 0) this.dispatch(replica, tasks);
