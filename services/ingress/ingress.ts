@@ -251,11 +251,10 @@ export class Ingress implements Actor {
    * A direct query: when no combination is needed (one linked model, a stateless policy run here, no
    * prediction cache) the task goes to the model's scheduler with the client's own reply subject, and
    * the worker answers the client: one message and one wake-up of this process fewer per query. The
-   * scheduler answers an expired or failed task with the app's default output and refuses overload
-   * as the ingress would. What is given up: this process does not see the answer, so the query counts
-   * as `forwarded` in its metrics, without a latency; and an answer whose batch overruns arrives late
-   * instead of being replaced by the default at the deadline. Returns false (nothing sent) when the
-   * query needs the full path.
+   * scheduler answers an expired or failed task, or one whose batch overruns its deadline, with the
+   * app's default output, and refuses overload as the ingress would. What is given up: this process
+   * does not see the answer, so the query counts as `forwarded` in its metrics, without a latency.
+   * Returns false (nothing sent) when the query needs the full path.
    */
   private forwardDirect(appName: string, body: PredictRequest, msg: Msg, receivedUnixMs: number, startedMs: number): boolean {
     if (!this.config.directReplies || !msg.reply || body.input === undefined || !this.config.localStatelessPolicies) return false;

@@ -40,6 +40,8 @@ interface PendingTask {
   cacheKey?: string;
   /** A direct query of this app (Task.client_app): a failure is answered with its default output. */
   clientApp?: string;
+  /** A direct query whose batch overran its deadline: its client already has the default output. */
+  answered?: boolean;
   /** performance.now() by which admission expected it done, for the lateness margin. */
   predictedDoneMs?: number;
 }
@@ -51,6 +53,8 @@ interface InFlightBatch {
   abandoned: boolean;
   /** performance.now() at dispatch. */
   sentMs: number;
+  /** Wakes at the next deadline of its direct queries, to answer them if the batch overruns it. */
+  overrun?: NodeJS.Timeout;
 }
 
 interface Replica {
@@ -110,7 +114,7 @@ export class Scheduler implements Actor {
   private batchSeq = 0;
   private accepting = true;
   /** Counters for stats and tests. */
-  readonly counters = { tasks: 0, batches: 0, expired: 0, rejected: 0, requeued: 0, replicas_dropped: 0 };
+  readonly counters = { tasks: 0, batches: 0, expired: 0, rejected: 0, requeued: 0, replicas_dropped: 0, overrun: 0 };
   private readonly metrics: SchedulerMetrics;
   /** How late tasks finish against admission's prediction (P95): admission keeps this in hand. */
   private readonly lateness = new LatenessQuantile();
@@ -265,7 +269,9 @@ export class Scheduler implements Actor {
     let requeued = 0;
     for (const batch of replica.inFlight.values()) {
       batch.abandoned = true;
+      clearTimeout(batch.overrun);
       for (const t of batch.tasks) {
+        if (t.answered) continue;
         if (t.deadlineUnixMs > Date.now()) {
           this.queue.push(t);
           requeued++;
@@ -462,6 +468,7 @@ export class Scheduler implements Actor {
       wire.cache_put = tasks.map((t) => t.cachePut ?? '');
       wire.cache_key = tasks.map((t) => t.cacheKey ?? '');
     }
+    if (wire.client_query) this.armOverrun(batch);
     const started = process.hrtime.bigint();
     this.requester.request(replica.subject, encode(wire), Math.max(1_000, deadline - Date.now() + 1_000)).then(
       (res) => {
@@ -470,7 +477,7 @@ export class Scheduler implements Actor {
         if (failure) {
           // The model itself failed: the same batch would fail elsewhere too.
           this.deps.log.warn({ replica: replica.id, batchSize: tasks.length, code: failure.code, err: failure.message }, 'batch failed');
-          for (const t of tasks) this.fail(t, failure);
+          for (const t of tasks) if (!t.answered) this.fail(t, failure);
           return;
         }
         // The worker has answered each task's requester directly (reply_to).
@@ -494,10 +501,36 @@ export class Scheduler implements Actor {
     ).catch((err: unknown) => {
       this.deps.log.error({ err }, 'batch result not understood');
     }).finally(() => {
+      clearTimeout(batch.overrun);
+      batch.overrun = undefined;
       replica.inFlight.delete(batch.id);
       this.forgetIfDrained(replica);
       this.pump();
     });
+  }
+
+  /**
+   * Anytime answers for direct queries: no ingress waits for them with a timer, so when a dispatched
+   * batch runs past a direct query's deadline the scheduler answers that client with the default
+   * output then. The worker's answer, if it comes after all, is a second reply the client's request
+   * has no use for (NATS clients drop replies to a request that is already answered).
+   */
+  private armOverrun(batch: InFlightBatch): void {
+    let next = Infinity;
+    for (const t of batch.tasks) if (t.clientApp && !t.answered) next = Math.min(next, t.deadlineUnixMs);
+    if (next === Infinity) return;
+    // setImmediate: a batch reply already in the socket when the timer fires is read first.
+    batch.overrun = setTimeout(() => setImmediate(() => {
+      if (batch.abandoned || !batch.overrun) return;
+      const now = Date.now();
+      for (const t of batch.tasks) {
+        if (!t.clientApp || t.answered || t.deadlineUnixMs > now) continue;
+        t.answered = true;
+        this.counters.overrun++;
+        this.fail(t, ClipperError.withoutStack('CLIPPER_ERR_QUERY_EXPIRED', `query ${t.queryId}: its batch did not finish before the deadline`));
+      }
+      this.armOverrun(batch);
+    }), Math.max(0, next - Date.now()));
   }
 
   async stop(graceMs = 5_000): Promise<void> {
@@ -507,6 +540,12 @@ export class Scheduler implements Actor {
     const busy = (): boolean => this.queue.size > 0 || [...this.replicas.values()].some((r) => r.inFlight.size > 0);
     while (busy() && Date.now() < until) await sleep(10);
     for (const t of this.queue.drain()) this.fail(t, new ClipperError('CLIPPER_ERR_SERVICE_UNAVAILABLE', 'scheduler stopped'));
+    for (const r of this.replicas.values()) {
+      for (const b of r.inFlight.values()) {
+        clearTimeout(b.overrun);
+        b.overrun = undefined;
+      }
+    }
     clearInterval(this.sweeper);
     clearTimeout(this.expiryTimer);
     clearTimeout(this.delayTimer);

@@ -104,4 +104,19 @@ describe('replicas and overload (real processes)', function () {
     expect(second.default_explanation).to.match(/tiny-queue:1: .*expired in the queue/);
     expect(await first).to.include({ default: false });
   });
+
+  it('direct NATS queries - a batch that overruns the deadline: the scheduler answers the client with the default output', async () => {
+    // Its latency estimate goes stale after a second without batches; then the scheduler dispatches the
+    // task, and the model's 1 s batch overruns the 300 ms SLO.
+    await new Promise((r) => setTimeout(r, 1_200));
+    const overrunBefore = (await serviceStats<{ overrun: number }>(nc, 'clipper-scheduler', (md) => md.model === 'tiny-queue'))!.overrun;
+    const answer = msgpack.unpack((await nc.request('clipper.predict.hasty', msgpack.pack({ input: [3] }), { timeout: 10_000 })).data) as Record<string, unknown>;
+    expect(answer).to.include({ v: 1, default: true, output: 'late' });
+    expect(answer.default_explanation).to.match(/tiny-queue:1: .*did not finish before the deadline/);
+    const after = await eventually(async () => {
+      const s = await serviceStats<{ overrun: number; replicas: { in_flight: number }[] }>(nc, 'clipper-scheduler', (md) => md.model === 'tiny-queue');
+      return s && s.replicas.every((r) => r.in_flight === 0) ? s : undefined;
+    }, 5_000, 'the batch to finish');
+    expect(after.overrun).to.equal(overrunBefore + 1);
+  });
 });
