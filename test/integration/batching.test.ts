@@ -108,7 +108,7 @@ describe('replicas and overload (real processes)', function () {
   it('direct NATS queries - a batch that overruns the deadline: the scheduler answers the client with the default output', async () => {
     // Its latency estimate goes stale after a second without batches; then the scheduler dispatches the
     // task, and the model's 1 s batch overruns the 300 ms SLO.
-    await new Promise((r) => setTimeout(r, 1_200));
+    await new Promise((r) => setTimeout(r, 1_500));
     const overrunBefore = (await serviceStats<{ overrun: number }>(nc, 'clipper-scheduler', (md) => md.model === 'tiny-queue'))!.overrun;
     const answer = msgpack.unpack((await nc.request('clipper.predict.hasty', msgpack.pack({ input: [3] }), { timeout: 10_000 })).data) as Record<string, unknown>;
     expect(answer).to.include({ v: 1, default: true, output: 'late' });
