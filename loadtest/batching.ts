@@ -6,12 +6,12 @@
  * the same open-loop generator and body, and for `aimd` also over NATS, the highest rate whose P99
  * stays within the 20 ms SLO (loadtest/sweep.ts).
  */
-import { connect, type NatsConnection } from 'nats';
 import { Packr } from 'msgpackr';
 import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { mulberry32 } from '../infra/models/mlp.js';
 import { cleanupOnce, loadBeforeBench, progress, startPeer, startSystem, waitForApp, type BenchSystem } from './harness.js';
-import { httpSender, natsSender, type Send } from './open-loop.js';
+import type { Send } from './open-loop.js';
+import { remoteGenerator, type GeneratorTarget } from './step-runner.js';
 import type { PlotSpec } from './plot.js';
 import { findMaxRates, type SweepResult } from './sweep.js';
 
@@ -56,11 +56,9 @@ export async function runBatching(opts: BatchingOptions): Promise<{ result: Reco
   const { body, natsPayload } = mlpPayloads();
   const sloMs = BATCHING_SLO_MS;
   let system: BenchSystem | undefined;
-  let nc: NatsConnection | undefined;
   const closers: (() => unknown)[] = [];
   const cleanup = cleanupOnce(async () => {
     for (const c of closers.reverse()) await c();
-    await nc?.close().catch(() => undefined);
     await system?.close();
   });
   try {
@@ -74,26 +72,22 @@ export async function runBatching(opts: BatchingOptions): Promise<{ result: Reco
     await waitForApp(system, 'aimd', body);
     await waitForApp(system, 'batch1', body);
 
-    const http = (base: string, path: string): ReturnType<typeof httpSender> => {
-      const s = httpSender(base, path, body, { agentSockets: opts.sockets });
-      closers.push(() => s.close());
-      return s;
-    };
-    nc = await connect({ servers: system.stack.natsUrl, noAsyncTraces: true });
-    // In this order the peer's step sits between the HTTP/JSON steps into the ingress and the NATS one,
-    // so the ingress's garbage collection after a heavy JSON step does not land in the NATS step.
-    const senders: Record<string, () => Send & { release?: () => void }> = {
-      batch1: () => http(system!.stack.ingressUrl, '/batch1/predict'),
-      aimd: () => http(system!.stack.ingressUrl, '/aimd/predict'),
-      peer: () => http(peer.url, '/predict'),
-      'aimd-nats': () => natsSender(nc!, 'clipper.predict.aimd', natsPayload),
+    // Each target's load generator runs in a process of its own (step-runner.ts).
+    const generatorTargets: Record<string, GeneratorTarget> = {
+      batch1: { kind: 'http', baseUrl: system.stack.ingressUrl, path: '/batch1/predict', body, sockets: opts.sockets },
+      aimd: { kind: 'http', baseUrl: system.stack.ingressUrl, path: '/aimd/predict', body, sockets: opts.sockets },
+      peer: { kind: 'http', baseUrl: peer.url, path: '/predict', body, sockets: opts.sockets },
+      'aimd-nats': { kind: 'nats', natsUrl: system.stack.natsUrl, subject: 'clipper.predict.aimd', payload: natsPayload },
     };
     // The targets' steps take turns, so the machine's slow spells fall on all of them alike.
-    const labels = Object.keys(senders).filter((t) => opts.targets.includes(t));
+    const labels = Object.keys(generatorTargets).filter((t) => opts.targets.includes(t));
     progress(`${labels.join(', ')}: looking for the highest rate with P99 ≤ ${sloMs} ms, one step of each in turn`);
-    const found = await findMaxRates(labels.map((label) => {
-      const send = senders[label]!();
-      return { send, afterStep: send.release, sloMs, startRate: opts.startRate, stepDurationS: opts.stepS, pauseMs: STEP_PAUSE_MS, label };
+    const generators = await Promise.all(labels.map((label) => remoteGenerator(generatorTargets[label]!)));
+    for (const g of generators) closers.push(() => g.close());
+    const found = await findMaxRates(labels.map((label, i) => {
+      const g = generators[i]!;
+      const unused: Send = () => Promise.reject(new Error('steps run in the generator process'));
+      return { send: unused, runStep: (step) => g.runStep(step), afterStep: () => g.release(), sloMs, startRate: opts.startRate, stepDurationS: opts.stepS, pauseMs: STEP_PAUSE_MS, label };
     }));
     const results = new Map(labels.map((label, i) => [label, found[i]!]));
     for (const [label, r] of results) progress(`${label}: ${Math.round(r.max_qps)}/s at P99 ${r.p99_ms_at_max} ms`);

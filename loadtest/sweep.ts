@@ -34,6 +34,8 @@ export interface SweepStep {
 
 export interface SweepOptions {
   send: Send;
+  /** Runs a step somewhere else (a generator process of its own) instead of with `send` here. */
+  runStep?: (step: { rate: number; durationS: number; seed: number; drainTimeoutMs: number }) => Promise<OpenLoopResult>;
   sloMs: number;
   startRate: number;
   maxRate?: number;
@@ -146,6 +148,10 @@ export function* rateSearch(opts: Omit<SweepOptions, 'send'>): Generator<number,
   }
 }
 
+function stepOf(opts: SweepOptions, step: { rate: number; durationS: number; seed: number; drainTimeoutMs: number }): Promise<OpenLoopResult> {
+  return opts.runStep ? opts.runStep(step) : runOpenLoop({ send: opts.send, ...step });
+}
+
 function bestOf(steps: SweepStep[]): SweepResult {
   let best: SweepStep | undefined;
   for (const s of steps) if (s.good && !s.discarded && (!best || s.goodput_qps > best.goodput_qps)) best = s;
@@ -172,7 +178,7 @@ export async function findMaxRates(searches: readonly SweepOptions[]): Promise<S
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) await sleep(opts.pauseMs ?? 1_000);
       const steal = stealMeter();
-      const result = await runOpenLoop({ send: opts.send, rate, durationS: opts.stepDurationS, seed: st.seed++, drainTimeoutMs: Math.max(5_000, opts.sloMs * 10) });
+      const result = await stepOf(opts, { rate, durationS: opts.stepDurationS, seed: st.seed++, drainTimeoutMs: Math.max(5_000, opts.sloMs * 10) });
       opts.afterStep?.();
       const step: SweepStep = { ...toStep(result, opts.sloMs, opts.minGoodputFraction ?? 0.95), steal_pct: steal() };
       st.steps.push(step);
@@ -191,7 +197,7 @@ export async function findMaxRates(searches: readonly SweepOptions[]): Promise<S
     const warmupS = opts.warmupS ?? Math.min(3, opts.stepDurationS);
     if (warmupS <= 0) continue;
     const rate = Math.min(opts.startRate, opts.maxRate ?? Infinity);
-    const w = toStep(await runOpenLoop({ send: opts.send, rate, durationS: warmupS, seed: 999, drainTimeoutMs: Math.max(5_000, opts.sloMs * 10) }), opts.sloMs, opts.minGoodputFraction ?? 0.95);
+    const w = toStep(await stepOf(opts, { rate, durationS: warmupS, seed: 999, drainTimeoutMs: Math.max(5_000, opts.sloMs * 10) }), opts.sloMs, opts.minGoodputFraction ?? 0.95);
     opts.afterStep?.();
     progress(`${describeStep(w, opts.label)} (warm-up, not counted)`);
   }
