@@ -1,6 +1,9 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { runOpenLoop, type Outcome } from '../../loadtest/open-loop.js';
 import { niceTicks } from '../../loadtest/plot.js';
+import { remoteGenerator } from '../../loadtest/step-runner.js';
 
 const after = (ms: number, outcome: Outcome) => () => new Promise<Outcome>((resolve) => setTimeout(() => resolve(outcome), ms));
 
@@ -20,6 +23,36 @@ describe('load generator', () => {
     expect(r.ok + r.rejected + r.defaults + r.errors).to.equal(r.sent);
     expect(r.rejected).to.be.at.least(Math.floor(r.sent / 4) - 1);
     expect(r.defaults).to.be.at.least(Math.floor(r.sent / 4) - 1);
+  });
+
+  it('load generator - a generator process of its own runs steps against an HTTP server and reports them', async () => {
+    // A stand-in server: every other request refused with 503, the rest answered as model outputs.
+    let n = 0;
+    const bodies: string[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        bodies.push(body);
+        if (n++ % 2 === 1) res.writeHead(503).end();
+        else res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"default":false}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const g = await remoteGenerator({ kind: 'http', baseUrl: `http://127.0.0.1:${port}`, path: '/p', body: '{"input":[1]}', sockets: 8 });
+    try {
+      const r = await g.runStep({ rate: 200, durationS: 0.5, seed: 5, drainTimeoutMs: 2_000 });
+      expect(r.sent).to.be.within(60, 140);
+      expect(r.sent).to.equal(n);
+      expect(r.ok + r.rejected).to.equal(r.sent);
+      expect(r.ok).to.equal(Math.ceil(n / 2));
+      expect(bodies.every((b) => b === '{"input":[1]}')).to.equal(true);
+      g.release();
+    } finally {
+      await g.close();
+      server.close();
+    }
   });
 
   it('load generator - plot ticks are round numbers covering the range', () => {
