@@ -1,9 +1,10 @@
 /**
  * One target's load generator in a process of its own (`remoteGenerator`): the bench's targets then
- * share no heap, so the garbage one target's step leaves (HTTP bodies and responses) is not collected
- * in the middle of another's, stopping its sends and the clock of its answers. The parent sends
- * `{init}` once, then `{step}` messages, each answered with the step's OpenLoopResult, and `{release}`
- * to close idle HTTP sockets.
+ * share no heap, event loop or code paths. With one shared generator process each target did worse
+ * the more targets took turns with it (AIMD over NATS: 1884/s swept alone, 959–1511/s in full runs;
+ * 1873 and 2272/s in the first two full runs with a process per target). The parent sends `{init}`
+ * once, then `{step}` messages, each answered with the step's OpenLoopResult, and `{release}` to close
+ * idle HTTP sockets.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
