@@ -10,7 +10,6 @@ import { Packr } from 'msgpackr';
 import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { mulberry32 } from '../infra/models/mlp.js';
 import { cleanupOnce, loadBeforeBench, progress, startPeer, startSystem, waitForApp, type BenchSystem } from './harness.js';
-import type { Send } from './open-loop.js';
 import { remoteGenerator, type GeneratorTarget } from './step-runner.js';
 import type { PlotSpec } from './plot.js';
 import { findMaxRates, type SweepResult } from './sweep.js';
@@ -86,8 +85,7 @@ export async function runBatching(opts: BatchingOptions): Promise<{ result: Reco
     for (const g of generators) closers.push(() => g.close());
     const found = await findMaxRates(labels.map((label, i) => {
       const g = generators[i]!;
-      const unused: Send = () => Promise.reject(new Error('steps run in the generator process'));
-      return { send: unused, runStep: (step) => g.runStep(step), afterStep: () => g.release(), sloMs, startRate: opts.startRate, stepDurationS: opts.stepS, pauseMs: STEP_PAUSE_MS, label };
+      return { runStep: (step) => g.runStep(step), afterStep: () => g.release(), sloMs, startRate: opts.startRate, stepDurationS: opts.stepS, pauseMs: STEP_PAUSE_MS, label };
     }));
     const results = new Map(labels.map((label, i) => [label, found[i]!]));
     for (const [label, r] of results) progress(`${label}: ${Math.round(r.max_qps)}/s at P99 ${r.p99_ms_at_max} ms`);

@@ -10,6 +10,7 @@
 import { sleep } from '../shared/actor.js';
 import { progress, stealMeter } from './harness.js';
 import { runOpenLoop, type OpenLoopResult, type Send } from './open-loop.js';
+import type { StepRequest } from './step-runner.js';
 
 export interface SweepStep {
   rate_offered: number;
@@ -33,9 +34,10 @@ export interface SweepStep {
 }
 
 export interface SweepOptions {
-  send: Send;
-  /** Runs a step somewhere else (a generator process of its own) instead of with `send` here. */
-  runStep?: (step: { rate: number; durationS: number; seed: number; drainTimeoutMs: number }) => Promise<OpenLoopResult>;
+  /** Sends one query; the steps run here, in this process. */
+  send?: Send;
+  /** Or: runs a step somewhere else (a generator process of its own, step-runner.ts). One of the two. */
+  runStep?: (step: StepRequest) => Promise<OpenLoopResult>;
   sloMs: number;
   startRate: number;
   maxRate?: number;
@@ -148,8 +150,10 @@ export function* rateSearch(opts: Omit<SweepOptions, 'send'>): Generator<number,
   }
 }
 
-function stepOf(opts: SweepOptions, step: { rate: number; durationS: number; seed: number; drainTimeoutMs: number }): Promise<OpenLoopResult> {
-  return opts.runStep ? opts.runStep(step) : runOpenLoop({ send: opts.send, ...step });
+function stepOf(opts: SweepOptions, step: StepRequest): Promise<OpenLoopResult> {
+  if (opts.runStep) return opts.runStep(step);
+  if (!opts.send) throw new Error(`sweep ${opts.label ?? ''}: neither send nor runStep given`);
+  return runOpenLoop({ send: opts.send, ...step });
 }
 
 function bestOf(steps: SweepStep[]): SweepResult {
