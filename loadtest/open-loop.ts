@@ -11,6 +11,7 @@ import { ErrorCode as NatsErrorCode, NatsError, type NatsConnection } from 'nats
 import { Packr } from 'msgpackr';
 import { mulberry32 } from '../infra/models/mlp.js';
 import { ERROR_CODE_HEADER, ERROR_STATUS_HEADER } from '../shared/errors.js';
+import { REQUEST_START_HEADER } from '../shared/request-start.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
 
 /**
@@ -19,7 +20,8 @@ import { LatencyRecorder, type LatencySummary } from './latency.js';
  * in time), no answer within the sender's timeout (`timeout`), anything else (`error`).
  */
 export type Outcome = 'ok' | 'rejected' | 'default' | 'error' | 'timeout';
-export type Send = () => Promise<Outcome>;
+/** Sends one request; `scheduledUnixMs` is when the arrival process meant it to start. */
+export type Send = (scheduledUnixMs: number) => Promise<Outcome>;
 
 export interface OpenLoopOptions {
   send: Send;
@@ -106,7 +108,7 @@ export function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
       sendLag.recordUs((now - scheduled) * 1000);
       let p: Promise<Outcome>;
       try {
-        p = send();
+        p = send(performance.timeOrigin + scheduled);
       } catch {
         p = Promise.resolve('error');
       }
@@ -166,6 +168,11 @@ export interface HttpSenderOptions {
   /** Sockets of the keep-alive agent (requests beyond it wait for a socket). */
   agentSockets?: number;
   timeoutMs?: number;
+  /**
+   * Stamp each request `X-Request-Start: t=<scheduled Unix ms>`, as a load balancer would, so the
+   * system counts the time before it read the request against the SLO (shared/request-start.ts).
+   */
+  stampStart?: boolean;
 }
 
 /** An HTTP sender: `close` ends it, `release` closes its idle keep-alive sockets (it can go on after). */
@@ -180,13 +187,12 @@ export function httpSender(baseUrl: string, path: string, body: string | (() => 
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.agentSockets ?? 256, scheduling: 'fifo' });
   const fixed = typeof body === 'string' ? Buffer.from(body) : undefined;
   const timeoutMs = opts.timeoutMs ?? 10_000;
-  const send = (): Promise<Outcome> => new Promise<Outcome>((resolve) => {
+  const send = (scheduledUnixMs: number): Promise<Outcome> => new Promise<Outcome>((resolve) => {
     // A body function gives each request its own input (cache workloads).
     const payload = fixed ?? Buffer.from((body as () => string)());
-    const request = {
-      host: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', agent,
-      headers: { 'Content-Type': 'application/json', 'Content-Length': payload.byteLength },
-    };
+    const headers: http.OutgoingHttpHeaders = { 'Content-Type': 'application/json', 'Content-Length': payload.byteLength };
+    if (opts.stampStart) headers[REQUEST_START_HEADER] = `t=${scheduledUnixMs.toFixed(3)}`;
+    const request = { host: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', agent, headers };
     let settled = false;
     const settle = (o: Outcome): void => {
       if (settled) return;

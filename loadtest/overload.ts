@@ -10,7 +10,7 @@ import { BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './batching.js';
 import { cleanupOnce, loadBeforeBench, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender, runOpenLoop } from './open-loop.js';
 import type { PlotSpec } from './plot.js';
-import { describeStep, findMaxRate, toStep } from './sweep.js';
+import { describeStep, findMaxRate, toStep, type SweepResult } from './sweep.js';
 
 export interface OverloadOptions {
   stepS: number;
@@ -19,6 +19,10 @@ export interface OverloadOptions {
   factor: number;
   overloadS: number;
   sockets: number;
+  /** Capacity to take as given instead of searching for it (comparing settings at one load). */
+  capacity?: number;
+  /** Stamp requests with X-Request-Start (their scheduled send time). */
+  stampStart: boolean;
 }
 
 const round1 = (v: number): number => Math.round(v * 10) / 10;
@@ -39,10 +43,13 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     await deployMlpApp(system, modelFile, 'aimd', 'mlp', -1);
     progress('waiting for the model to load');
     await waitForApp(system, 'aimd', body);
-    send = httpSender(system.stack.ingressUrl, '/aimd/predict', body, { agentSockets: opts.sockets });
+    send = httpSender(system.stack.ingressUrl, '/aimd/predict', body, { agentSockets: opts.sockets, stampStart: opts.stampStart });
 
-    progress(`finding capacity: highest rate with P99 ≤ ${sloMs} ms`);
-    const sweep = await findMaxRate({ send, sloMs, startRate: opts.startRate, stepDurationS: opts.stepS, label: 'capacity' });
+    let sweep: SweepResult = { max_qps: opts.capacity ?? 0, rate_at_max: opts.capacity ?? 0, p99_ms_at_max: 0, steps: [] };
+    if (opts.capacity === undefined) {
+      progress(`finding capacity: highest rate with P99 ≤ ${sloMs} ms`);
+      sweep = await findMaxRate({ send, sloMs, startRate: opts.startRate, stepDurationS: opts.stepS, label: 'capacity' });
+    }
     const capacity = sweep.max_qps;
     if (capacity <= 0) throw new Error('no rate met the SLO; capacity unknown');
     const offered = Math.round(capacity * opts.factor);
@@ -64,6 +71,8 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     const result: Record<string, unknown> = {
       bench: 'overload',
       capacity_qps: round1(capacity),
+      capacity_given: opts.capacity !== undefined,
+      stamp_start: opts.stampStart,
       capacity_p99_ms: sweep.p99_ms_at_max,
       offered_qps: offered,
       duration_s: opts.overloadS,

@@ -17,6 +17,7 @@ export class IngressMetrics {
   private readonly requests: Counter<'app' | 'outcome'>;
   private readonly withinSlo: Counter<'app'>;
   private readonly duration: Histogram<'app'>;
+  private readonly queueWait: Histogram<'app'>;
   private readonly feedback: Counter<'app' | 'outcome'>;
 
   constructor(view: RegistryView, inFlight: () => number, near?: () => { hits: number; misses: number } | undefined) {
@@ -27,6 +28,9 @@ export class IngressMetrics {
     this.withinSlo = new Counter({ name: 'clipper_requests_within_slo_total', help: 'Queries a model answered within the app\'s latency SLO', labelNames: ['app'], registers });
     this.duration = new Histogram({
       name: 'clipper_request_duration_seconds', help: 'Time from a query\'s arrival at the ingress to its answer (model or default output)', labelNames: ['app'], buckets: REQUEST_DURATION_BUCKETS_S, registers,
+    });
+    this.queueWait = new Histogram({
+      name: 'clipper_request_queue_seconds', help: 'Time from a query\'s X-Request-Start stamp (set by the client or a load balancer) to its arrival at the ingress; only queries that carry one', labelNames: ['app'], buckets: REQUEST_DURATION_BUCKETS_S, registers,
     });
     this.feedback = new Counter({ name: 'clipper_feedback_total', help: 'Feedback observations by app and outcome: stored (acknowledged by JetStream) or error', labelNames: ['app', 'outcome'], registers });
     new Gauge({
@@ -62,6 +66,11 @@ export class IngressMetrics {
     } else {
       this.recent.record(app.name, outcome);
     }
+  }
+
+  /** A query of `app` carried an X-Request-Start stamp `waitedMs` before it arrived here. */
+  queued(app: AppRecord, waitedMs: number): void {
+    this.queueWait.observe({ app: app.name }, Math.max(0, waitedMs) / 1000);
   }
 
   feedbackDone(app: string, outcome: 'stored' | 'error'): void {

@@ -24,6 +24,7 @@ import { initHash } from '../../shared/hash.js';
 import { isMsgpackContentType, readBody, sendError, sendJson, sendMsgpack } from '../../shared/http.js';
 import { ClipperError } from '../../shared/errors.js';
 import { parseInput, parseInputBatch } from '../../shared/input.js';
+import { parseRequestStart, REQUEST_START_HEADER } from '../../shared/request-start.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, isJsonMsg, reply, replyError, request, Requester } from '../../shared/nats.js';
 import { endpoints, feedbackRequestMessage, PROTOCOL_VERSION, type FeedbackAck, type FeedbackRecord, type FeedbackRequest, type PolicyAnswer, type PolicyQuery, type PredictRequest, type Prediction, type Task } from '../../shared/protocol.js';
@@ -235,10 +236,11 @@ export class Ingress implements Actor {
         throw new ClipperError('CLIPPER_ERR_REQUEST_TOO_LARGE', `${msg.data.byteLength} bytes, the limit is ${this.config.maxBodyBytes}`);
       }
       const app = Subjects.lastToken(msg.subject);
+      const startUnixMs = this.sloClockStart(app, msg.headers?.get(REQUEST_START_HEADER) || undefined, receivedUnixMs);
       this.shedIfOverloaded(app);
       const body = decodeRequest(msg, this.ep.predict.request);
-      if (!json && this.forwardDirect(app, body, msg, receivedUnixMs, startedMs)) return;
-      reply(msg, await this.predict(app, body, json ? 'json' : 'msgpack', receivedUnixMs, startedMs), json);
+      if (!json && this.forwardDirect(app, body, msg, startUnixMs, startedMs)) return;
+      reply(msg, await this.predict(app, body, json ? 'json' : 'msgpack', startUnixMs, startedMs), json);
     } catch (err) {
       this.logFailure(err, msg.subject);
       replyError(msg, err, json);
@@ -308,11 +310,13 @@ export class Ingress implements Actor {
         else sendJson(res, 200, ack);
         return;
       }
+      const startHeader = req.headers['x-request-start'];
+      const startUnixMs = this.sloClockStart(app, typeof startHeader === 'string' ? startHeader : undefined, receivedUnixMs);
       this.shedIfOverloaded(app);
       const raw = await readBody(req, this.config.maxBodyBytes);
       const body = this.ep.predict.request.parse(msgpack ? decode(raw) : decodeJson(raw));
-      if (msgpack) sendMsgpack(res, 200, await this.predict(app, body, 'msgpack', receivedUnixMs, startedMs));
-      else sendJson(res, 200, await this.predict(app, body, 'json', receivedUnixMs, startedMs));
+      if (msgpack) sendMsgpack(res, 200, await this.predict(app, body, 'msgpack', startUnixMs, startedMs));
+      else sendJson(res, 200, await this.predict(app, body, 'json', startUnixMs, startedMs));
     } catch (err) {
       const e = ClipperError.from(err);
       this.logFailure(e, req.url);
@@ -320,6 +324,26 @@ export class Ingress implements Actor {
     } finally {
       this.inFlight--;
     }
+  }
+
+  /**
+   * When the query's SLO clock started: the client's `X-Request-Start` stamp where it sent a
+   * plausible one (shared/request-start.ts), else its arrival here. The wait in front of this process
+   * goes into `clipper_request_queue_seconds`; a query that arrives with its whole SLO spent is
+   * refused at once (retryable), before its body is read: answering it could only be late.
+   */
+  private sloClockStart(appName: string, header: string | undefined, receivedUnixMs: number): number {
+    const startUnixMs = parseRequestStart(header, receivedUnixMs);
+    const app = this.view.apps.get(appName);
+    if (startUnixMs === undefined || !app) return receivedUnixMs;
+    const waitedMs = receivedUnixMs - startUnixMs;
+    this.metrics.queued(app, waitedMs);
+    const sloMs = app.latency_slo_micros / 1000;
+    if (waitedMs >= sloMs) {
+      this.metrics.query(app, 'refused', 0);
+      throw ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${appName}: the query waited ${Math.round(waitedMs)} ms before the ingress read it, its ${sloMs} ms SLO is spent; the ingress is overloaded`);
+    }
+    return startUnixMs;
   }
 
   /** Refuses a share of an overloaded app's queries before spending any work on them. */

@@ -303,8 +303,10 @@ export class Scheduler implements Actor {
       return;
     }
     const now = Date.now();
+    // Arriving with its deadline gone is overload upstream (a backlog in front of the ingress, a
+    // busy ingress or NATS): refused like any task that cannot make it, early and retryable.
     if (task.deadlineUnixMs <= now) {
-      this.expire(task);
+      this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `query ${task.queryId} reached ${this.config.model}:${this.config.version} ${now - task.deadlineUnixMs} ms after its deadline`));
       return;
     }
     if (this.queue.size >= this.settings.maxQueueLength) {

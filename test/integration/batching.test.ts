@@ -1,12 +1,13 @@
 /**
  * Replicas and overload with real processes: set_num_replicas changes the running workers live; a
  * replica killed mid-batch has its tasks re-queued to another; a full queue refuses at once with a
- * retryable error (HTTP 503 + Retry-After, CLIPPER_ERR_QUEUE_FULL on NATS).
+ * retryable error (HTTP 503 + Retry-After, CLIPPER_ERR_QUEUE_FULL on NATS), and so does the
+ * scheduler for a task that reaches it after its deadline.
  */
 import { expect } from 'chai';
 import { Packr } from 'msgpackr';
 import { connect, type NatsConnection } from 'nats';
-import { ERROR_CODE_HEADER } from '../../shared/errors.js';
+import { ERROR_CODE_HEADER, ERROR_TEXT_HEADER } from '../../shared/errors.js';
 import { serviceStats } from '../../shared/nats.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { fixture, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
@@ -103,6 +104,15 @@ describe('replicas and overload (real processes)', function () {
     expect(second.query_id).to.be.a('string').and.not.empty;
     expect(second.default_explanation).to.match(/tiny-queue:1: .*expired in the queue/);
     expect(await first).to.include({ default: false });
+  });
+
+  it('admission - a task that reaches the scheduler after its deadline is refused (retryable), not answered as expired', async () => {
+    const refusedBefore = (await schedulerStats('slow')).rejected;
+    const task = { v: 1, query_id: 'late-arrival', deadline_unix_ms: Date.now() - 5, input: { dtype: 'FP64', shape: [1], data: new Uint8Array(new Float64Array([1]).buffer) } };
+    const answer = await nc.request('clipper.batch.slow.1', msgpack.pack(task), { timeout: 5_000 });
+    expect(answer.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_QUEUE_FULL');
+    expect(answer.headers?.get(ERROR_TEXT_HEADER)).to.match(/late-arrival reached slow:1 \d+ ms after its deadline/);
+    expect((await schedulerStats('slow')).rejected).to.equal(refusedBefore + 1);
   });
 
   it('direct NATS queries - a batch that overruns the deadline: the scheduler answers the client with the default output', async () => {

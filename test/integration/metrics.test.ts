@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { Packr } from 'msgpackr';
 import { connect, headers, type NatsConnection } from 'nats';
+import { ERROR_CODE_HEADER } from '../../shared/errors.js';
 import { DIST_ROOT } from '../../shared/process.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { scrape, samplesOf, sumOf, type Exposition } from '../helpers/prometheus.js';
@@ -72,6 +73,33 @@ describe('metrics (real processes)', function () {
     expect(buckets.at(-1)!.value).to.equal(sumOf(after, 'clipper_request_duration_seconds_count', { app: 'calc' }));
     expect(sumOf(after, 'clipper_request_duration_seconds_sum', { app: 'calc' })).to.be.greaterThan(0).and.below(sent * 2);
     expect(sumOf(after, 'clipper_app_slo_seconds', { app: 'calc' })).to.equal(2);
+  });
+
+  it('X-Request-Start - the wait before the ingress is measured; a query whose SLO was spent before it arrived is refused at once (503, retryable)', async () => {
+    const before = await metrics();
+    const stamped = (msAgo: number) => postJson(`${sys.stack.ingressUrl}/calc/predict`, { input: [1, 2] }, { 'Content-Type': 'application/json', 'X-Request-Start': `t=${Date.now() - msAgo}` });
+    const fresh = await stamped(5);
+    expect(fresh.status).to.equal(200);
+    expect(fresh.body).to.include({ default: false });
+    const stale = await stamped(2_500); // calc's SLO is 2 s
+    expect(stale.status).to.equal(503);
+    expect(stale.body).to.include({ code: 'CLIPPER_ERR_QUEUE_FULL', retryable: true });
+    expect(stale.body.cause).to.match(/waited \d+ ms before the ingress read it/);
+    expect(stale.headers.get('retry-after')).to.equal('1');
+    // Over NATS the same header does the same.
+    const h = jsonHeaders();
+    h.set('X-Request-Start', `t=${(Date.now() - 2_500) / 1000}`); // seconds, as nginx writes it
+    const late = await nc.request('clipper.predict.calc', JSON.stringify({ input: [1, 2] }), { timeout: 5_000, headers: h });
+    expect(late.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_QUEUE_FULL');
+    // A stamp a minute and more off is clock skew: ignored, the query is served and not measured.
+    const skewed = await stamped(3_600_000);
+    expect(skewed.status).to.equal(200);
+    const after = await metrics();
+    const delta = (name: string, labels: Record<string, string>): number => sumOf(after, name, labels) - sumOf(before, name, labels);
+    expect(delta('clipper_request_queue_seconds_count', { app: 'calc' })).to.equal(3);
+    expect(delta('clipper_request_queue_seconds_sum', { app: 'calc' })).to.be.within(5.0, 5.5);
+    expect(delta('clipper_requests_total', { app: 'calc', outcome: 'refused' })).to.equal(2);
+    expect(delta('clipper_requests_total', { app: 'calc', outcome: 'ok' })).to.equal(2);
   });
 
   it('metrics - a direct NATS query (one model, no cache) is counted as forwarded, with no latency; JSON ones go the full path', async () => {
