@@ -3,7 +3,9 @@
  * 784-2048-2048-10, adaptive batching, 20 ms SLO): find its capacity (highest rate with P99 within
  * the SLO), then offer twice that for 20 s, open loop. A system that degrades gracefully keeps its
  * goodput near capacity and answers everything else quickly, refused (retryable 429/503) or with the
- * default output at the deadline, instead of letting queues and latencies grow without bound.
+ * default output at the deadline, instead of letting queues and latencies grow without bound. The
+ * overload's requests carry `X-Request-Start` (their scheduled send time), so the time a request
+ * waits in front of the ingress counts against its SLO (`--no-stamp-start`: it does not).
  */
 import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './batching.js';
@@ -21,7 +23,7 @@ export interface OverloadOptions {
   sockets: number;
   /** Capacity to take as given instead of searching for it (comparing settings at one load). */
   capacity?: number;
-  /** Stamp requests with X-Request-Start (their scheduled send time). */
+  /** Stamp the overload's requests with X-Request-Start (their scheduled send time); the capacity search never does. */
   stampStart: boolean;
 }
 
@@ -34,8 +36,10 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
   const sloMs = BATCHING_SLO_MS;
   let system: BenchSystem | undefined;
   let send: ReturnType<typeof httpSender> | undefined;
+  let stamped: ReturnType<typeof httpSender> | undefined;
   const cleanup = cleanupOnce(async () => {
     send?.close();
+    stamped?.close();
     await system?.close();
   });
   try {
@@ -43,7 +47,10 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     await deployMlpApp(system, modelFile, 'aimd', 'mlp', -1);
     progress('waiting for the model to load');
     await waitForApp(system, 'aimd', body);
-    send = httpSender(system.stack.ingressUrl, '/aimd/predict', body, { agentSockets: opts.sockets, stampStart: opts.stampStart });
+    // Capacity as the batching bench measures it; the overload's requests carry X-Request-Start, as
+    // a load balancer would stamp them, so the ingress refuses what waited too long in front of it.
+    send = httpSender(system.stack.ingressUrl, '/aimd/predict', body, { agentSockets: opts.sockets });
+    stamped = opts.stampStart ? httpSender(system.stack.ingressUrl, '/aimd/predict', body, { agentSockets: opts.sockets, stampStart: true }) : send;
 
     let sweep: SweepResult = { max_qps: opts.capacity ?? 0, rate_at_max: opts.capacity ?? 0, p99_ms_at_max: 0, steps: [] };
     if (opts.capacity === undefined) {
@@ -54,7 +61,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     if (capacity <= 0) throw new Error('no rate met the SLO; capacity unknown');
     const offered = Math.round(capacity * opts.factor);
     progress(`capacity ${Math.round(capacity)}/s; offering ${offered}/s (${opts.factor}×) for ${opts.overloadS} s`);
-    const r = await runOpenLoop({ send, rate: offered, durationS: opts.overloadS, seed: 1000, drainTimeoutMs: 30_000 });
+    const r = await runOpenLoop({ send: stamped, rate: offered, durationS: opts.overloadS, seed: 1000, drainTimeoutMs: 30_000 });
     const step = toStep(r, sloMs);
     progress(describeStep(step, 'overload'));
 

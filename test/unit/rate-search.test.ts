@@ -32,7 +32,12 @@ describe('rate search', () => {
   });
 
   it('rate search - a start rate over capacity halves until a rate is good', () => {
-    expect(search(100, 400)).to.deep.equal([400, 400, 200, 100, 150, 125, 113]);
+    expect(search(100, 400)).to.deep.equal([400, 400, 600, 200, 100, 150, 125, 113]);
+  });
+
+  it('rate search - a bad start rate with good rates above it (slow wake-ups at low load): the search goes on up from there', () => {
+    const rates = search(1000, 200, (r) => (r === 200 ? { ...stepAt(r, 1000), good: false } : stepAt(r, 1000)));
+    expect(rates).to.deep.equal([200, 200, 300, 450, 675, 1013, 1013, 844, 929, 971]);
   });
 
   it('rate search - one noisy bad step does not end the rise', () => {
