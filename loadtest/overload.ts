@@ -9,7 +9,7 @@
  */
 import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './batching.js';
-import { cleanupOnce, loadBeforeBench, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
+import { cleanupOnce, loadBeforeBench, modelSpeedMs, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender, runOpenLoop } from './open-loop.js';
 import type { PlotSpec } from './plot.js';
 import { describeStep, findMaxRate, toStep, type SweepResult } from './sweep.js';
@@ -32,6 +32,8 @@ const round1 = (v: number): number => Math.round(v * 10) / 10;
 export async function runOverload(opts: OverloadOptions): Promise<{ result: Record<string, unknown>; plot: PlotSpec }> {
   const loadAvg = loadBeforeBench();
   const modelFile = await ensureBenchModel();
+  const speedAtStart = await modelSpeedMs(modelFile);
+  progress(`machine speed: the bench model at batch 1 takes ${speedAtStart} ms on one thread`);
   const { body } = mlpPayloads();
   const sloMs = BATCHING_SLO_MS;
   let system: BenchSystem | undefined;
@@ -113,6 +115,8 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
         { name: `${opts.factor}× capacity (${opts.overloadS} s)`, steps: [step] },
       ],
     };
+    // The machine's own speed at the start and the end (harness.ts): figures of a run whose machine slowed down are not comparable.
+    result.model_batch1_ms = { start: speedAtStart, end: await modelSpeedMs(modelFile) };
     return { result, plot };
   } finally {
     await cleanup();
