@@ -9,7 +9,7 @@
 import { Packr } from 'msgpackr';
 import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { mulberry32 } from '../infra/models/mlp.js';
-import { cleanupOnce, loadBeforeBench, modelSpeedMs, progress, startPeer, startSystem, waitForApp, type BenchSystem } from './harness.js';
+import { cleanupOnce, loadBeforeBench, machineSpeed, progress, startPeer, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { remoteGenerator, type GeneratorTarget } from './step-runner.js';
 import type { PlotSpec } from './plot.js';
 import { findMaxRates, type SweepResult } from './sweep.js';
@@ -52,8 +52,7 @@ const round1 = (v: number): number => Math.round(v * 10) / 10;
 export async function runBatching(opts: BatchingOptions): Promise<{ result: Record<string, unknown>; plot: PlotSpec }> {
   const loadAvg = loadBeforeBench();
   const modelFile = await ensureBenchModel();
-  const speedAtStart = await modelSpeedMs(modelFile);
-  progress(`machine speed: the bench model at batch 1 takes ${speedAtStart} ms on one thread`);
+  const speed = await machineSpeed(modelFile);
   const { body, natsPayload } = mlpPayloads();
   const sloMs = BATCHING_SLO_MS;
   let system: BenchSystem | undefined;
@@ -139,8 +138,7 @@ export async function runBatching(opts: BatchingOptions): Promise<{ result: Reco
         { name: 'peer (one process, HTTP)', steps: peerRes.steps },
       ],
     };
-    // The machine's own speed at the start and the end (harness.ts): figures of a run whose machine slowed down are not comparable.
-    result.model_batch1_ms = { start: speedAtStart, end: await modelSpeedMs(modelFile) };
+    result.model_batch1_ms = await speed.atEnd();
     return { result, plot };
   } finally {
     await cleanup();

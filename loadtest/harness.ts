@@ -5,7 +5,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { AdminClient } from '../cli/admin-client.js';
 import { connect } from 'nats';
-import * as ort from 'onnxruntime-node';
 import { freePort, Stack, waitForModelAnswer } from '../cli/stack.js';
 import { serviceStats } from '../shared/nats.js';
 import { DIST_ROOT } from '../shared/process.js';
@@ -128,10 +127,11 @@ export function stealMeter(): () => number | null {
 /**
  * How fast this machine runs the bench model now: the mean time of one batch-1 inference of `modelFile`
  * (784 inputs) on one ONNX Runtime thread in this process, after a warm-up, ms. Taken at the start and
- * the end of a bench, it says whether the machine itself was slower during the run: on a shared VM
- * whose hypervisor reports no steal, this time went from 0.48 ms to 1.13 ms within one hour.
+ * the end of a bench (machineSpeed), it says whether the machine itself was slower during the run: on
+ * a shared VM whose hypervisor reports no steal, this time went from 0.45 ms to 1.13 ms within an hour.
  */
 export async function modelSpeedMs(modelFile: string, runs = 200): Promise<number> {
+  const ort = await import('onnxruntime-node');
   const session = await ort.InferenceSession.create(modelFile, { intraOpNumThreads: 1, interOpNumThreads: 1 });
   try {
     const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', new Float32Array(784).fill(0.5), [1, 784]) };
@@ -142,6 +142,13 @@ export async function modelSpeedMs(modelFile: string, runs = 200): Promise<numbe
   } finally {
     await session.release();
   }
+}
+
+/** The machine's speed now (modelSpeedMs, shown as progress); `atEnd()` measures it again and gives both, for the result. */
+export async function machineSpeed(modelFile: string): Promise<{ atEnd(): Promise<{ start: number; end: number }> }> {
+  const start = await modelSpeedMs(modelFile);
+  progress(`machine speed: the bench model at batch 1 takes ${start} ms on one thread`);
+  return { atEnd: async () => ({ start, end: await modelSpeedMs(modelFile) }) };
 }
 
 /** The scheduler's counters (tasks, batches, expired, rejected, re-queued) from its NATS service stats. */

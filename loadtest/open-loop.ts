@@ -108,7 +108,8 @@ export function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
       sendLag.recordUs((now - scheduled) * 1000);
       let p: Promise<Outcome>;
       try {
-        p = send(performance.timeOrigin + scheduled);
+        // Wall-clock time of the scheduled arrival, on the clock the system reads (Date.now()).
+        p = send(Date.now() - (now - scheduled));
       } catch {
         p = Promise.resolve('error');
       }
@@ -171,12 +172,13 @@ export interface HttpSenderOptions {
   /**
    * Stamp each request `X-Request-Start: t=<scheduled Unix ms>`, as a load balancer would, so the
    * system counts the time before it read the request against the SLO (shared/request-start.ts).
+   * The sender's `stampStart` property changes it later, on the same warm sockets.
    */
   stampStart?: boolean;
 }
 
 /** An HTTP sender: `close` ends it, `release` closes its idle keep-alive sockets (it can go on after). */
-export type ClosableSend = Send & { close(): void; release(): void };
+export type ClosableSend = Send & { close(): void; release(): void; stampStart: boolean };
 
 /**
  * POSTs the same JSON body each time. 200 with `"default":false` is a model answer, 200 with
@@ -191,7 +193,7 @@ export function httpSender(baseUrl: string, path: string, body: string | (() => 
     // A body function gives each request its own input (cache workloads).
     const payload = fixed ?? Buffer.from((body as () => string)());
     const headers: http.OutgoingHttpHeaders = { 'Content-Type': 'application/json', 'Content-Length': payload.byteLength };
-    if (opts.stampStart) headers[REQUEST_START_HEADER] = `t=${scheduledUnixMs.toFixed(3)}`;
+    if (sender.stampStart) headers[REQUEST_START_HEADER] = `t=${scheduledUnixMs.toFixed(3)}`;
     const request = { host: url.hostname, port: url.port, path: url.pathname + url.search, method: 'POST', agent, headers };
     let settled = false;
     const settle = (o: Outcome): void => {
@@ -222,7 +224,8 @@ export function httpSender(baseUrl: string, path: string, body: string | (() => 
   });
   // Destroying the agent closes its sockets; a later request simply opens new ones.
   const destroy = (): void => agent.destroy();
-  return Object.assign(send, { close: destroy, release: destroy });
+  const sender: ClosableSend = Object.assign(send, { close: destroy, release: destroy, stampStart: opts.stampStart ?? false });
+  return sender;
 }
 
 /** Clipper codes a client should treat as "try again later" (the HTTP 429/503 family). */

@@ -9,7 +9,7 @@
  */
 import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './batching.js';
-import { cleanupOnce, loadBeforeBench, modelSpeedMs, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
+import { cleanupOnce, loadBeforeBench, machineSpeed, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender, runOpenLoop } from './open-loop.js';
 import type { PlotSpec } from './plot.js';
 import { describeStep, findMaxRate, toStep, type SweepResult } from './sweep.js';
@@ -32,16 +32,13 @@ const round1 = (v: number): number => Math.round(v * 10) / 10;
 export async function runOverload(opts: OverloadOptions): Promise<{ result: Record<string, unknown>; plot: PlotSpec }> {
   const loadAvg = loadBeforeBench();
   const modelFile = await ensureBenchModel();
-  const speedAtStart = await modelSpeedMs(modelFile);
-  progress(`machine speed: the bench model at batch 1 takes ${speedAtStart} ms on one thread`);
+  const speed = await machineSpeed(modelFile);
   const { body } = mlpPayloads();
   const sloMs = BATCHING_SLO_MS;
   let system: BenchSystem | undefined;
   let send: ReturnType<typeof httpSender> | undefined;
-  let stamped: ReturnType<typeof httpSender> | undefined;
   const cleanup = cleanupOnce(async () => {
     send?.close();
-    stamped?.close();
     await system?.close();
   });
   try {
@@ -49,10 +46,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     await deployMlpApp(system, modelFile, 'aimd', 'mlp', -1);
     progress('waiting for the model to load');
     await waitForApp(system, 'aimd', body);
-    // Capacity as the batching bench measures it; the overload's requests carry X-Request-Start, as
-    // a load balancer would stamp them, so the ingress refuses what waited too long in front of it.
     send = httpSender(system.stack.ingressUrl, '/aimd/predict', body, { agentSockets: opts.sockets });
-    stamped = opts.stampStart ? httpSender(system.stack.ingressUrl, '/aimd/predict', body, { agentSockets: opts.sockets, stampStart: true }) : send;
 
     let sweep: SweepResult = { max_qps: opts.capacity ?? 0, rate_at_max: opts.capacity ?? 0, p99_ms_at_max: 0, steps: [] };
     if (opts.capacity === undefined) {
@@ -63,7 +57,10 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     if (capacity <= 0) throw new Error('no rate met the SLO; capacity unknown');
     const offered = Math.round(capacity * opts.factor);
     progress(`capacity ${Math.round(capacity)}/s; offering ${offered}/s (${opts.factor}×) for ${opts.overloadS} s`);
-    const r = await runOpenLoop({ send: stamped, rate: offered, durationS: opts.overloadS, seed: 1000, drainTimeoutMs: 30_000 });
+    // Capacity as the batching bench measures it; the overload's requests carry X-Request-Start, as
+    // a load balancer would stamp them, so the ingress refuses what waited too long in front of it.
+    send.stampStart = opts.stampStart;
+    const r = await runOpenLoop({ send, rate: offered, durationS: opts.overloadS, seed: 1000, drainTimeoutMs: 30_000 });
     const step = toStep(r, sloMs);
     progress(describeStep(step, 'overload'));
 
@@ -82,7 +79,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       capacity_qps: round1(capacity),
       capacity_given: opts.capacity !== undefined,
       stamp_start: opts.stampStart,
-      capacity_p99_ms: sweep.p99_ms_at_max,
+      capacity_p99_ms: opts.capacity === undefined ? sweep.p99_ms_at_max : null,
       offered_qps: offered,
       duration_s: opts.overloadS,
       goodput_qps: r.goodput_qps,
@@ -111,12 +108,11 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       title: `Overload: aimd app at ${opts.factor}× capacity, P99 SLO ${sloMs} ms`,
       sloMs,
       series: [
-        { name: 'capacity sweep', steps: sweep.steps },
+        ...(sweep.steps.length > 0 ? [{ name: 'capacity sweep', steps: sweep.steps }] : []),
         { name: `${opts.factor}× capacity (${opts.overloadS} s)`, steps: [step] },
       ],
     };
-    // The machine's own speed at the start and the end (harness.ts): figures of a run whose machine slowed down are not comparable.
-    result.model_batch1_ms = { start: speedAtStart, end: await modelSpeedMs(modelFile) };
+    result.model_batch1_ms = await speed.atEnd();
     return { result, plot };
   } finally {
     await cleanup();

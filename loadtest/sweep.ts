@@ -109,6 +109,9 @@ export function describeStep(s: SweepStep, label?: string): string {
   return `${label ? `${label}: ` : ''}rate ${s.rate_offered}/s: goodput ${Math.round(s.goodput_qps)}/s p50 ${s.p50_ms.toFixed(1)} ms p99 ${s.p99_ms.toFixed(1)} ms${extra ? ` (${extra})` : ''} ${s.good ? 'ok' : 'over'}`;
 }
 
+/** Steps (retries and the step up included) after which a search that found no good rate gives up. */
+const MAX_STEPS_WITHOUT_GOOD = 5;
+
 /**
  * The search itself, as a generator: it yields the next rate to run and is given that step's result;
  * it returns when the limit is found. Rising phase: ×growth while good, a bad step run once more
@@ -148,7 +151,7 @@ export function* rateSearch(opts: Omit<SweepOptions, 'send'>): Generator<number,
       rate = Math.min(Math.round(rate * growth), maxRate);
     } else {
       bad = good === undefined ? Math.min(rate, startRate) : rate;
-      if (good !== undefined || bad <= 1 || steps >= 5) break;
+      if (good !== undefined || bad <= 1 || steps >= MAX_STEPS_WITHOUT_GOOD) break;
       rate = Math.max(1, Math.round(bad / 2));
     }
   }

@@ -14,7 +14,8 @@ export const REQUEST_START_HEADER = 'X-Request-Start';
 export const MAX_REQUEST_START_SKEW_MS = 60_000;
 
 /**
- * Unix time in ms from a header value: `t=<number>` or a bare number, in seconds (with a fraction,
+ * Unix time in ms from a header value (the first, where several were joined with commas):
+ * `t=<number>` or a bare number, in seconds (with a fraction,
  * nginx's `$msec`), milliseconds, microseconds or nanoseconds, told apart by magnitude as the APM
  * agents do. Undefined for a missing, malformed or implausible stamp (more than
  * `MAX_REQUEST_START_SKEW_MS` from `nowUnixMs` either way); a stamp slightly in the future (clocks a
@@ -22,7 +23,8 @@ export const MAX_REQUEST_START_SKEW_MS = 60_000;
  */
 export function parseRequestStart(value: string | undefined, nowUnixMs: number): number | undefined {
   if (value === undefined) return undefined;
-  const text = value.trim();
+  // A header sent twice arrives joined ("t=1, t=2" in node:http): the first stamp is the earliest hop's.
+  const text = value.split(',')[0]!.trim();
   const n = Number(text.startsWith('t=') ? text.slice(2) : text);
   if (!Number.isFinite(n) || n <= 0) return undefined;
   const ms = n > 1e17 ? n / 1e6 : n > 1e14 ? n / 1e3 : n > 1e11 ? n : n * 1e3;

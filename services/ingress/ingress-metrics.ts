@@ -70,7 +70,7 @@ export class IngressMetrics {
 
   /** A query of `app` carried an X-Request-Start stamp `waitedMs` before it arrived here. */
   queued(app: AppRecord, waitedMs: number): void {
-    this.queueWait.observe({ app: app.name }, Math.max(0, waitedMs) / 1000);
+    this.queueWait.observe({ app: app.name }, waitedMs / 1000);
   }
 
   feedbackDone(app: string, outcome: 'stored' | 'error'): void {

@@ -14,7 +14,7 @@
  * from its own per-query counters and a periodic poll of the other actors' `$SRV.STATS`.
  */
 import http from 'node:http';
-import { ErrorCode as NatsErrorCode, NatsError, nuid, type JetStreamClient, type Msg, type NatsConnection, type Service } from 'nats';
+import { ErrorCode as NatsErrorCode, Match, NatsError, nuid, type JetStreamClient, type Msg, type NatsConnection, type Service } from 'nats';
 import xxhash from 'xxhash-wasm';
 import type { Actor } from '../../shared/actor.js';
 import { sleep } from '../../shared/actor.js';
@@ -25,6 +25,8 @@ import { isMsgpackContentType, readBody, sendError, sendJson, sendMsgpack } from
 import { ClipperError } from '../../shared/errors.js';
 import { parseInput, parseInputBatch } from '../../shared/input.js';
 import { parseRequestStart, REQUEST_START_HEADER } from '../../shared/request-start.js';
+
+const REQUEST_START_HEADER_LOWER = REQUEST_START_HEADER.toLowerCase();
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, isJsonMsg, reply, replyError, request, Requester } from '../../shared/nats.js';
 import { endpoints, feedbackRequestMessage, PROTOCOL_VERSION, type FeedbackAck, type FeedbackRecord, type FeedbackRequest, type PolicyAnswer, type PolicyQuery, type PredictRequest, type Prediction, type Task } from '../../shared/protocol.js';
@@ -123,10 +125,10 @@ export class Ingress implements Actor {
 
   /**
    * Checks a request against its app and evaluates it; throws ClipperError on bad input. The SLO
-   * clock starts at `receivedUnixMs`, when the request reached this process, so the time spent
-   * reading and parsing it counts against the deadline too.
+   * clock starts at `sloStartUnixMs`: when the request reached this process, or its X-Request-Start
+   * stamp (sloClockStart), so the time spent reading and parsing it counts against the deadline too.
    */
-  async predict(appName: string, body: PredictRequest, encoding: Encoding, receivedUnixMs = Date.now(), startedMs = performance.now()): Promise<Record<string, unknown>> {
+  async predict(appName: string, body: PredictRequest, encoding: Encoding, sloStartUnixMs = Date.now(), startedMs = performance.now()): Promise<Record<string, unknown>> {
     const app = this.view.apps.get(appName);
     if (!app) throw new ClipperError('CLIPPER_ERR_APP_NOT_FOUND', `no application named ${appName}`);
     if (body.version !== undefined && !(this.view.links.get(appName) ?? []).some((m) => this.view.model(m, body.version!))) {
@@ -136,16 +138,16 @@ export class Ingress implements Actor {
     const uid = body.uid === undefined ? DEFAULT_UID : String(body.uid);
     if (body.input_batch !== undefined) {
       const inputs = parseInputBatch(body.input_batch, spec);
-      const batch = await Promise.all(inputs.map((input) => this.query(app, uid, body.version, input, encoding, receivedUnixMs, body.cache === false, startedMs)));
+      const batch = await Promise.all(inputs.map((input) => this.query(app, uid, body.version, input, encoding, sloStartUnixMs, body.cache === false, startedMs)));
       return { v: PROTOCOL_VERSION, batch_predictions: batch };
     }
-    return { v: PROTOCOL_VERSION, ...(await this.query(app, uid, body.version, parseInput(body.input, spec), encoding, receivedUnixMs, body.cache === false, startedMs)) };
+    return { v: PROTOCOL_VERSION, ...(await this.query(app, uid, body.version, parseInput(body.input, spec), encoding, sloStartUnixMs, body.cache === false, startedMs)) };
   }
 
-  private async query(app: AppRecord, uid: string, version: string | undefined, input: Tensor, encoding: Encoding, receivedUnixMs: number, noCache: boolean, startedMs: number): Promise<Prediction> {
+  private async query(app: AppRecord, uid: string, version: string | undefined, input: Tensor, encoding: Encoding, sloStartUnixMs: number, noCache: boolean, startedMs: number): Promise<Prediction> {
     const sloMs = app.latency_slo_micros / 1000;
     const queryId = nuid.next();
-    const deadlineUnixMs = receivedUnixMs + sloMs;
+    const deadlineUnixMs = sloStartUnixMs + sloMs;
     const shard = this.policyShard(app.name, uid);
     const q: PolicyQuery = { v: PROTOCOL_VERSION, query_id: queryId, app: app.name, uid, ...(version ? { version } : {}), input, deadline_unix_ms: deadlineUnixMs, ...(noCache ? { no_cache: true } : {}) };
     let answer: PolicyAnswer;
@@ -236,11 +238,11 @@ export class Ingress implements Actor {
         throw new ClipperError('CLIPPER_ERR_REQUEST_TOO_LARGE', `${msg.data.byteLength} bytes, the limit is ${this.config.maxBodyBytes}`);
       }
       const app = Subjects.lastToken(msg.subject);
-      const startUnixMs = this.sloClockStart(app, msg.headers?.get(REQUEST_START_HEADER) || undefined, receivedUnixMs);
+      const sloStartUnixMs = this.sloClockStart(app, msg.headers?.get(REQUEST_START_HEADER, Match.IgnoreCase) || undefined, receivedUnixMs);
       this.shedIfOverloaded(app);
       const body = decodeRequest(msg, this.ep.predict.request);
-      if (!json && this.forwardDirect(app, body, msg, startUnixMs, startedMs)) return;
-      reply(msg, await this.predict(app, body, json ? 'json' : 'msgpack', startUnixMs, startedMs), json);
+      if (!json && this.forwardDirect(app, body, msg, sloStartUnixMs, startedMs)) return;
+      reply(msg, await this.predict(app, body, json ? 'json' : 'msgpack', sloStartUnixMs, startedMs), json);
     } catch (err) {
       this.logFailure(err, msg.subject);
       replyError(msg, err, json);
@@ -258,7 +260,7 @@ export class Ingress implements Actor {
    * does not see the answer, so the query counts as `forwarded` in its metrics, without a latency.
    * Returns false (nothing sent) when the query needs the full path.
    */
-  private forwardDirect(appName: string, body: PredictRequest, msg: Msg, receivedUnixMs: number, startedMs: number): boolean {
+  private forwardDirect(appName: string, body: PredictRequest, msg: Msg, sloStartUnixMs: number, startedMs: number): boolean {
     if (!this.config.directReplies || !msg.reply || body.input === undefined || !this.config.localStatelessPolicies) return false;
     const app = this.view.apps.get(appName);
     const linked = this.view.links.get(appName);
@@ -270,7 +272,7 @@ export class Ingress implements Actor {
     const input = parseInput(body.input, { inputType: app.input_type, inputShape: app.input_shape });
     const task: Task = {
       v: PROTOCOL_VERSION, query_id: nuid.next(), input, client_app: app.name,
-      deadline_unix_ms: receivedUnixMs + app.latency_slo_micros / 1000 - replyMarginMs(app.latency_slo_micros),
+      deadline_unix_ms: sloStartUnixMs + app.latency_slo_micros / 1000 - replyMarginMs(app.latency_slo_micros),
     };
     this.deps.nc.publish(this.subjects.batch(model, version), encode(task), { reply: msg.reply });
     this.metrics.query(app, 'forwarded', startedMs);
@@ -310,13 +312,13 @@ export class Ingress implements Actor {
         else sendJson(res, 200, ack);
         return;
       }
-      const startHeader = req.headers['x-request-start'];
-      const startUnixMs = this.sloClockStart(app, typeof startHeader === 'string' ? startHeader : undefined, receivedUnixMs);
+      const stamp = req.headers[REQUEST_START_HEADER_LOWER];
+      const sloStartUnixMs = this.sloClockStart(app, typeof stamp === 'string' ? stamp : undefined, receivedUnixMs);
       this.shedIfOverloaded(app);
       const raw = await readBody(req, this.config.maxBodyBytes);
       const body = this.ep.predict.request.parse(msgpack ? decode(raw) : decodeJson(raw));
-      if (msgpack) sendMsgpack(res, 200, await this.predict(app, body, 'msgpack', startUnixMs, startedMs));
-      else sendJson(res, 200, await this.predict(app, body, 'json', startUnixMs, startedMs));
+      if (msgpack) sendMsgpack(res, 200, await this.predict(app, body, 'msgpack', sloStartUnixMs, startedMs));
+      else sendJson(res, 200, await this.predict(app, body, 'json', sloStartUnixMs, startedMs));
     } catch (err) {
       const e = ClipperError.from(err);
       this.logFailure(e, req.url);
@@ -329,8 +331,9 @@ export class Ingress implements Actor {
   /**
    * When the query's SLO clock started: the client's `X-Request-Start` stamp where it sent a
    * plausible one (shared/request-start.ts), else its arrival here. The wait in front of this process
-   * goes into `clipper_request_queue_seconds`; a query that arrives with its whole SLO spent is
-   * refused at once (retryable), before its body is read: answering it could only be late.
+   * goes into `clipper_request_queue_seconds`; a query that arrives with no more of its SLO left than
+   * the reply margin is refused at once (retryable), before its body is read: answering it could
+   * only be late.
    */
   private sloClockStart(appName: string, header: string | undefined, receivedUnixMs: number): number {
     const startUnixMs = parseRequestStart(header, receivedUnixMs);
@@ -339,9 +342,8 @@ export class Ingress implements Actor {
     const waitedMs = receivedUnixMs - startUnixMs;
     this.metrics.queued(app, waitedMs);
     const sloMs = app.latency_slo_micros / 1000;
-    if (waitedMs >= sloMs) {
-      this.metrics.query(app, 'refused', 0);
-      throw ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${appName}: the query waited ${Math.round(waitedMs)} ms before the ingress read it, its ${sloMs} ms SLO is spent; the ingress is overloaded`);
+    if (waitedMs >= sloMs - replyMarginMs(app.latency_slo_micros)) {
+      this.refuse(app, `${appName}: the query waited ${Math.round(waitedMs)} ms before the ingress read it, its ${sloMs} ms SLO is spent; the ingress is overloaded`);
     }
     return startUnixMs;
   }
@@ -349,9 +351,13 @@ export class Ingress implements Actor {
   /** Refuses a share of an overloaded app's queries before spending any work on them. */
   private shedIfOverloaded(app: string): void {
     if (!this.shedder.shouldShed(app)) return;
-    const record = this.view.apps.get(app);
-    if (record) this.metrics.query(record, 'refused', 0);
-    throw ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${app} is overloaded; refused at the ingress`);
+    this.refuse(this.view.apps.get(app), `${app} is overloaded; refused at the ingress`);
+  }
+
+  /** A refusal at the edge, before the body is read: counted, and thrown as the retryable CLIPPER_ERR_QUEUE_FULL. */
+  private refuse(app: AppRecord | undefined, cause: string): never {
+    if (app) this.metrics.query(app, 'refused', 0);
+    throw ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', cause);
   }
 
   private sendHealth(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -303,10 +303,13 @@ export class Scheduler implements Actor {
       return;
     }
     const now = Date.now();
-    // Arriving with its deadline gone is overload upstream (a backlog in front of the ingress, a
-    // busy ingress or NATS): refused like any task that cannot make it, early and retryable.
+    // Arriving with its deadline gone means a backlog upstream (in front of the ingress, a busy ingress
+    // or NATS). A direct query's client is refused, early and retryable, as overload is; a requester
+    // (ingress or policy) hears "expired" and answers with what else it has: refusing it would count
+    // against this model in its fan-out limiter and edge shedder, for a wait that was not this model's.
     if (task.deadlineUnixMs <= now) {
-      this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `query ${task.queryId} reached ${this.config.model}:${this.config.version} ${now - task.deadlineUnixMs} ms after its deadline`));
+      if (task.clientApp === undefined) this.expire(task);
+      else this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `query ${task.queryId} reached ${this.config.model}:${this.config.version} ${now - task.deadlineUnixMs} ms after its deadline`));
       return;
     }
     if (this.queue.size >= this.settings.maxQueueLength) {

@@ -2,7 +2,7 @@
  * Replicas and overload with real processes: set_num_replicas changes the running workers live; a
  * replica killed mid-batch has its tasks re-queued to another; a full queue refuses at once with a
  * retryable error (HTTP 503 + Retry-After, CLIPPER_ERR_QUEUE_FULL on NATS), and so does the
- * scheduler for a task that reaches it after its deadline.
+ * scheduler for a direct query that reaches it after its deadline.
  */
 import { expect } from 'chai';
 import { Packr } from 'msgpackr';
@@ -14,7 +14,7 @@ import { fixture, postJson, startTestStack, stopTestStack, waitForModelAnswer, t
 
 const msgpack = new Packr({ useRecords: false });
 
-interface SchedulerStats { queued: number; requeued: number; rejected: number; replicas: { id: string; in_flight: number }[] }
+interface SchedulerStats { queued: number; requeued: number; rejected: number; expired: number; replicas: { id: string; in_flight: number }[] }
 
 describe('replicas and overload (real processes)', function () {
   this.timeout(120_000);
@@ -106,13 +106,20 @@ describe('replicas and overload (real processes)', function () {
     expect(await first).to.include({ default: false });
   });
 
-  it('admission - a task that reaches the scheduler after its deadline is refused (retryable), not answered as expired', async () => {
-    const refusedBefore = (await schedulerStats('slow')).rejected;
-    const task = { v: 1, query_id: 'late-arrival', deadline_unix_ms: Date.now() - 5, input: { dtype: 'FP64', shape: [1], data: new Uint8Array(new Float64Array([1]).buffer) } };
-    const answer = await nc.request('clipper.batch.slow.1', msgpack.pack(task), { timeout: 5_000 });
-    expect(answer.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_QUEUE_FULL');
-    expect(answer.headers?.get(ERROR_TEXT_HEADER)).to.match(/late-arrival reached slow:1 \d+ ms after its deadline/);
-    expect((await schedulerStats('slow')).rejected).to.equal(refusedBefore + 1);
+  it('admission - a task that reaches the scheduler after its deadline: a direct query is refused (retryable), a requester hears "expired"', async () => {
+    const before = await schedulerStats('slow');
+    const late = (queryId: string, clientApp?: string) => msgpack.pack({
+      v: 1, query_id: queryId, deadline_unix_ms: Date.now() - 5, input: { dtype: 'FP64', shape: [1], data: new Uint8Array(new Float64Array([1]).buffer) },
+      ...(clientApp ? { client_app: clientApp } : {}),
+    });
+    const direct = await nc.request('clipper.batch.slow.1', late('late-direct', 'slow'), { timeout: 5_000 });
+    expect(direct.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_QUEUE_FULL');
+    expect(direct.headers?.get(ERROR_TEXT_HEADER)).to.match(/late-direct reached slow:1 \d+ ms after its deadline/);
+    const requested = await nc.request('clipper.batch.slow.1', late('late-requested'), { timeout: 5_000 });
+    expect(requested.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_QUERY_EXPIRED');
+    const after = await schedulerStats('slow');
+    expect(after.rejected).to.equal(before.rejected + 1);
+    expect(after.expired).to.equal(before.expired + 1);
   });
 
   it('direct NATS queries - a batch that overruns the deadline: the scheduler answers the client with the default output', async () => {
