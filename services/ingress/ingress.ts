@@ -337,8 +337,9 @@ export class Ingress implements Actor {
    */
   private sloClockStart(appName: string, header: string | undefined, receivedUnixMs: number): number {
     const startUnixMs = parseRequestStart(header, receivedUnixMs);
+    if (startUnixMs === undefined) return receivedUnixMs;
     const app = this.view.apps.get(appName);
-    if (startUnixMs === undefined || !app) return receivedUnixMs;
+    if (!app) return receivedUnixMs;
     const waitedMs = receivedUnixMs - startUnixMs;
     this.metrics.queued(app, waitedMs);
     const sloMs = app.latency_slo_micros / 1000;
