@@ -155,7 +155,9 @@ describe('metrics (real processes)', function () {
     const sum = { model: 'sum', version: '1' };
     const e = await eventually(async () => {
       const m = await metrics();
-      return sumOf(m, 'clipper_scheduler_tasks_total', sum) >= 26 && sumOf(m, 'clipper_replica_state', { ...sum, state: 'up' }) === 1 ? m : undefined;
+      // The poll may catch a batch in flight (dispatched, its compute time not in yet): wait it out.
+      const settled = sumOf(m, 'clipper_batch_compute_duration_seconds_count', sum) === sumOf(m, 'clipper_scheduler_batches_total', sum);
+      return settled && sumOf(m, 'clipper_scheduler_tasks_total', sum) >= 26 && sumOf(m, 'clipper_replica_state', { ...sum, state: 'up' }) === 1 ? m : undefined;
     }, 10_000, 'scheduler figures');
     // Every task received is dispatched in a batch, expired or refused (none is left queued): a query of
     // the start-up check that reached the scheduler before the worker was ready expires there.
