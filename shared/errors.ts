@@ -24,7 +24,7 @@ export const ERROR_CODES = {
   CLIPPER_ERR_ROUTE_NOT_FOUND: { status: 404, retryable: false, message: 'no such endpoint' },
   CLIPPER_ERR_METHOD_NOT_ALLOWED: { status: 405, retryable: false, message: 'method not allowed' },
   CLIPPER_ERR_QUERY_EXPIRED: { status: 504, retryable: true, message: 'query deadline passed before evaluation' },
-  CLIPPER_ERR_QUEUE_FULL: { status: 503, retryable: true, message: 'model queue is full' },
+  CLIPPER_ERR_QUEUE_FULL: { status: 503, retryable: true, message: 'overloaded: refused before it could miss its deadline' },
   CLIPPER_ERR_MODEL_UNAVAILABLE: { status: 503, retryable: true, message: 'no replica of the model is available' },
   CLIPPER_ERR_MODEL_FAILED: { status: 500, retryable: false, message: 'model evaluation failed' },
   CLIPPER_ERR_SERVICE_UNAVAILABLE: { status: 503, retryable: true, message: 'service unavailable' },

@@ -114,8 +114,8 @@ describe('errors', () => {
   });
 
   it('errors - fromWire without text uses the code\'s message', () => {
-    expect(ClipperError.fromWire('CLIPPER_ERR_QUEUE_FULL', undefined).message).to.equal('model queue is full');
-    expect(ClipperError.fromWire('CLIPPER_ERR_QUEUE_FULL', '').message).to.equal('model queue is full');
+    expect(ClipperError.fromWire('CLIPPER_ERR_QUEUE_FULL', undefined).message).to.equal('overloaded: refused before it could miss its deadline');
+    expect(ClipperError.fromWire('CLIPPER_ERR_QUEUE_FULL', '').message).to.equal('overloaded: refused before it could miss its deadline');
     expect(ClipperError.fromWire(undefined, undefined).message).to.equal('internal error');
   });
 
