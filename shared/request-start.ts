@@ -15,11 +15,10 @@ export const MAX_REQUEST_START_SKEW_MS = 60_000;
 
 /**
  * Unix time in ms from a header value (the first, where several were joined with commas):
- * `t=<number>` or a bare number, in seconds (with a fraction,
- * nginx's `$msec`), milliseconds, microseconds or nanoseconds, told apart by magnitude as the APM
- * agents do. Undefined for a missing, malformed or implausible stamp (more than
- * `MAX_REQUEST_START_SKEW_MS` from `nowUnixMs` either way); a stamp slightly in the future (clocks a
- * little apart) counts as now.
+ * `t=<number>` or a bare number, in seconds (with a fraction, nginx's `$msec`), milliseconds,
+ * microseconds or nanoseconds, told apart by magnitude as the APM agents do. Undefined for a missing,
+ * malformed or implausible stamp (more than `MAX_REQUEST_START_SKEW_MS` from `nowUnixMs` either way);
+ * a stamp slightly in the future (clocks a little apart) counts as now.
  */
 export function parseRequestStart(value: string | undefined, nowUnixMs: number): number | undefined {
   if (value === undefined) return undefined;

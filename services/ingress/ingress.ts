@@ -25,8 +25,6 @@ import { isMsgpackContentType, readBody, sendError, sendJson, sendMsgpack } from
 import { ClipperError } from '../../shared/errors.js';
 import { parseInput, parseInputBatch } from '../../shared/input.js';
 import { parseRequestStart, REQUEST_START_HEADER } from '../../shared/request-start.js';
-
-const REQUEST_START_HEADER_LOWER = REQUEST_START_HEADER.toLowerCase();
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, isJsonMsg, reply, replyError, request, Requester } from '../../shared/nats.js';
 import { endpoints, feedbackRequestMessage, PROTOCOL_VERSION, type FeedbackAck, type FeedbackRecord, type FeedbackRequest, type PolicyAnswer, type PolicyQuery, type PredictRequest, type Prediction, type Task } from '../../shared/protocol.js';
@@ -46,6 +44,9 @@ export interface IngressDeps {
 }
 
 type Encoding = 'json' | 'msgpack';
+
+/** node:http lower-cases header names. */
+const REQUEST_START_HEADER_LOWER = REQUEST_START_HEADER.toLowerCase();
 
 /** Clipper's default user: queries and feedback without a `uid` share this user's state and shard. */
 const DEFAULT_UID = '0';

@@ -269,7 +269,7 @@ export class Scheduler implements Actor {
     let requeued = 0;
     for (const batch of replica.inFlight.values()) {
       batch.abandoned = true;
-      clearTimeout(batch.overrun);
+      this.disarmOverrun(batch);
       for (const t of batch.tasks) {
         if (t.answered) continue;
         if (t.deadlineUnixMs > Date.now()) {
@@ -506,8 +506,7 @@ export class Scheduler implements Actor {
     ).catch((err: unknown) => {
       this.deps.log.error({ err }, 'batch result not understood');
     }).finally(() => {
-      clearTimeout(batch.overrun);
-      batch.overrun = undefined;
+      this.disarmOverrun(batch);
       replica.inFlight.delete(batch.id);
       this.forgetIfDrained(replica);
       this.pump();
@@ -538,6 +537,12 @@ export class Scheduler implements Actor {
     }), Math.max(0, next - Date.now()));
   }
 
+  /** The batch is over (done, its replica dead, or the scheduler stopping): no overrun answers for it. */
+  private disarmOverrun(batch: InFlightBatch): void {
+    clearTimeout(batch.overrun);
+    batch.overrun = undefined;
+  }
+
   async stop(graceMs = 5_000): Promise<void> {
     this.accepting = false;
     await this.service?.stop().catch(() => undefined);
@@ -545,12 +550,7 @@ export class Scheduler implements Actor {
     const busy = (): boolean => this.queue.size > 0 || [...this.replicas.values()].some((r) => r.inFlight.size > 0);
     while (busy() && Date.now() < until) await sleep(10);
     for (const t of this.queue.drain()) this.fail(t, new ClipperError('CLIPPER_ERR_SERVICE_UNAVAILABLE', 'scheduler stopped'));
-    for (const r of this.replicas.values()) {
-      for (const b of r.inFlight.values()) {
-        clearTimeout(b.overrun);
-        b.overrun = undefined;
-      }
-    }
+    for (const r of this.replicas.values()) for (const b of r.inFlight.values()) this.disarmOverrun(b);
     clearInterval(this.sweeper);
     clearTimeout(this.expiryTimer);
     clearTimeout(this.delayTimer);
