@@ -159,6 +159,13 @@ export interface Task {
   v: number;
   query_id: string;
   deadline_unix_ms: number;
+  /**
+   * How long the task had in all: from its query's SLO clock start to `deadline_unix_ms`. With it a
+   * scheduler tells a task that reached it, or waited in its queue, until too late to be served
+   * (overload, here or upstream: refused, retryable) from one whose model is too slow for that time
+   * (expired: the default output). Without it, the time from the task's arrival counts.
+   */
+  budget_ms?: number;
   input: Tensor;
   /** Set by the cache on a forwarded miss: where the worker puts the result, under which key. */
   cache_put?: string;
@@ -262,7 +269,7 @@ export function endpoints(s: import('./subjects.js').Subjects) {
       {
         type: 'object',
         required: ['v', 'query_id', 'deadline_unix_ms', 'input'],
-        properties: { v: version, query_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, input: tensorSchema, cache_put: { type: 'string' }, cache_key: { type: 'string' }, client_app: name },
+        properties: { v: version, query_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, budget_ms: { type: 'number', minimum: 0 }, input: tensorSchema, cache_put: { type: 'string' }, cache_key: { type: 'string' }, client_app: name },
         additionalProperties: false,
       },
       { type: 'object', required: ['v', 'output'], properties: { v: version, output: tensorSchema }, additionalProperties: false },
@@ -291,7 +298,7 @@ export const cacheGetMessage = defineMessage<CacheGet>({
   type: 'object',
   required: ['v', 'query_id', 'deadline_unix_ms', 'input', 'model', 'version', 'key'],
   properties: {
-    v: version, query_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, input: tensorSchema, model: name, version: name, key: { type: 'string', maxLength: 64 },
+    v: version, query_id: { type: 'string' }, deadline_unix_ms: { type: 'number' }, budget_ms: { type: 'number', minimum: 0 }, input: tensorSchema, model: name, version: name, key: { type: 'string', maxLength: 64 },
     approx: {
       type: 'object',
       required: ['metric', 'tolerance', 'bits', 'tables', 'bucket_width', 'seed'],

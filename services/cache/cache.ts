@@ -160,6 +160,7 @@ export class CacheActor implements Actor {
     this.pending.set(fullKey, { waiters: [], deadlineUnixMs: get.deadline_unix_ms });
     const task: Task = {
       v: PROTOCOL_VERSION, query_id: get.query_id, deadline_unix_ms: get.deadline_unix_ms, input: get.input,
+      ...(get.budget_ms !== undefined ? { budget_ms: get.budget_ms } : {}),
       cache_put: this.subjects.cachePut(shard), cache_key: get.key,
     };
     this.deps.nc.publish(this.subjects.batch(get.model, get.version), encode(task), msg.reply ? { reply: msg.reply } : undefined);

@@ -271,10 +271,8 @@ export class Ingress implements Actor {
     const mode = version === undefined ? undefined : this.view.model(model, version)?.cache?.mode;
     if (version === undefined || ((mode === 'exact' || mode === 'approx') && body.cache !== false)) return false;
     const input = parseInput(body.input, { inputType: app.input_type, inputShape: app.input_shape });
-    const task: Task = {
-      v: PROTOCOL_VERSION, query_id: nuid.next(), input, client_app: app.name,
-      deadline_unix_ms: sloStartUnixMs + app.latency_slo_micros / 1000 - replyMarginMs(app.latency_slo_micros),
-    };
+    const budgetMs = app.latency_slo_micros / 1000 - replyMarginMs(app.latency_slo_micros);
+    const task: Task = { v: PROTOCOL_VERSION, query_id: nuid.next(), input, client_app: app.name, deadline_unix_ms: sloStartUnixMs + budgetMs, budget_ms: budgetMs };
     this.deps.nc.publish(this.subjects.batch(model, version), encode(task), { reply: msg.reply });
     this.metrics.query(app, 'forwarded', startedMs);
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.query_id, app: app.name, model: `${model}:${version}` }, 'query forwarded');

@@ -137,10 +137,11 @@ export class QueryExecutor {
     // Anytime predictions: answer shortly before the deadline with what has arrived; stragglers
     // still finish in the background and update the expected outputs. The models are asked to be
     // done by then, so their schedulers admit only what can make it in time.
-    const answerBy = q.deadline_unix_ms - replyMarginMs(app.latency_slo_micros);
+    const marginMs = replyMarginMs(app.latency_slo_micros);
+    const answerBy = q.deadline_unix_ms - marginMs;
     const pending = selected.map(async (m) => {
       try {
-        const output = await this.evaluate(m, q, answerBy);
+        const output = await this.evaluate(m, q, answerBy, app.latency_slo_micros / 1000 - marginMs);
         outputs.set(modelKey(m), output);
         this.expected.observe(q.app, m.name, output);
       } catch (err) {
@@ -180,11 +181,12 @@ export class QueryExecutor {
 
   /**
    * One model's output for a query: through its cache shard when caching is on, else its scheduler.
-   * `answerByUnixMs` is when the output is needed (the task's deadline); it is still awaited until
-   * LATE_ANSWER_GRACE_MS after the query's deadline.
+   * `answerByUnixMs` is when the output is needed (the task's deadline), `budgetMs` how long the task
+   * had in all until then; the output is still awaited until LATE_ANSWER_GRACE_MS after the query's
+   * deadline.
    */
-  private async evaluate(m: ModelRef, q: PolicyQuery, answerByUnixMs = q.deadline_unix_ms): Promise<Tensor> {
-    const task = { v: PROTOCOL_VERSION, query_id: q.query_id, deadline_unix_ms: answerByUnixMs, input: q.input };
+  private async evaluate(m: ModelRef, q: PolicyQuery, answerByUnixMs = q.deadline_unix_ms, budgetMs?: number): Promise<Tensor> {
+    const task = { v: PROTOCOL_VERSION, query_id: q.query_id, deadline_unix_ms: answerByUnixMs, ...(budgetMs !== undefined ? { budget_ms: budgetMs } : {}), input: q.input };
     const opts = { noResponders: 'CLIPPER_ERR_MODEL_UNAVAILABLE', timeout: 'CLIPPER_ERR_QUERY_EXPIRED' } as const;
     const record = this.deps.view.model(m.name, m.version);
     const cache = record?.cache;

@@ -4,10 +4,11 @@
  * gets a batch only when its previous one is done) the scheduler forms the next batch: as many
  * tasks as that replica's BatchSizer allows (fixed, AIMD or quantile regression: Clipper §4.3),
  * optionally waiting a little for a fuller batch (delayed batching), skipping tasks that can no
- * longer finish before their deadline (answered "expired"). The worker answers each task's requester
- * directly. Admission is deadline-aware: a task that would miss its deadline in the queue, or that
- * finds the queue full, is refused at once with a retryable error instead of timing out later. A
- * replica that misses heartbeats or fails a batch is dropped and its in-flight tasks are re-queued.
+ * longer finish before their deadline (refused as overload when the wait cost them their deadline,
+ * else answered "expired"). The worker answers each task's requester directly. Admission is
+ * deadline-aware: a task that would miss its deadline in the queue, or that finds the queue full, is
+ * refused at once with a retryable error instead of timing out later. A replica that misses
+ * heartbeats or fails a batch is dropped and its in-flight tasks are re-queued.
  */
 import { RequestStrategy, type Msg, type NatsConnection, type Service, type Subscription } from 'nats';
 import type { Actor } from '../../shared/actor.js';
@@ -31,6 +32,8 @@ interface PendingTask {
   msg: Msg;
   queryId: string;
   deadlineUnixMs: number;
+  /** Task.budget_ms: how long it had in all until its deadline. */
+  budgetMs?: number;
   enqueuedUnixMs: number;
   /** performance.now() at arrival: the queue-wait metric. */
   enqueuedMs: number;
@@ -118,8 +121,8 @@ export class Scheduler implements Actor {
   private readonly metrics: SchedulerMetrics;
   /** How late tasks finish against admission's prediction (P95): admission keeps this in hand. */
   private readonly lateness = new LatenessQuantile();
-  /** Lateness of the admitted tasks the current pump expired, learnt as one batch when it ends. */
-  private readonly expiredLateness: number[] = [];
+  /** Lateness of the admitted tasks the current pump dropped undone, learnt as one batch when it ends. */
+  private readonly droppedLateness: number[] = [];
 
   constructor(private readonly config: Readonly<SchedulerConfig>, private readonly deps: SchedulerDeps) {
     this.subjects = new Subjects(config.prefix);
@@ -291,7 +294,7 @@ export class Scheduler implements Actor {
     let task: PendingTask;
     try {
       const t = decodeRequest(msg, this.ep.batch.request);
-      task = { msg, queryId: t.query_id, deadlineUnixMs: t.deadline_unix_ms, enqueuedUnixMs: Date.now(), enqueuedMs: performance.now(), input: checkTensor(t.input), cachePut: t.cache_put, cacheKey: t.cache_key, clientApp: t.client_app };
+      task = { msg, queryId: t.query_id, deadlineUnixMs: t.deadline_unix_ms, budgetMs: t.budget_ms, enqueuedUnixMs: Date.now(), enqueuedMs: performance.now(), input: checkTensor(t.input), cachePut: t.cache_put, cacheKey: t.cache_key, clientApp: t.client_app };
     } catch (err) {
       replyError(msg, err);
       return;
@@ -303,13 +306,11 @@ export class Scheduler implements Actor {
       return;
     }
     const now = Date.now();
-    // Arriving with its deadline gone means a backlog upstream (in front of the ingress, a busy ingress
-    // or NATS). A direct query's client is refused, early and retryable, as overload is; a requester
-    // (ingress or policy) hears "expired" and answers with what else it has: refusing it would count
-    // against this model in its fan-out limiter and edge shedder, for a wait that was not this model's.
-    if (task.deadlineUnixMs <= now) {
-      if (task.clientApp === undefined) this.expire(task);
-      else this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `query ${task.queryId} reached ${this.config.model}:${this.config.version} ${now - task.deadlineUnixMs} ms after its deadline`));
+    // Arriving too late to be served means a backlog upstream (in front of the ingress, a busy ingress,
+    // policy shard or NATS).
+    if (task.deadlineUnixMs <= now + this.hopelessWithinMs(now)) {
+      const left = Math.round(task.deadlineUnixMs - now);
+      this.dropUnserved(task, `reached ${this.config.model}:${this.config.version} ${left > 0 ? `with ${left} ms left` : `${-left} ms after its deadline`}`);
       return;
     }
     if (this.queue.size >= this.settings.maxQueueLength) {
@@ -379,23 +380,58 @@ export class Scheduler implements Actor {
   }
 
   /**
-   * Sends batches while there are tasks and replicas with capacity. Admitted tasks that expire here
+   * Sends batches while there are tasks and replicas with capacity. Admitted tasks dropped undone here
    * teach the lateness margin too, as one batch: they would otherwise never be observed, and the
    * margin would learn only from the tasks that made it, too little exactly when the queue is at the
    * admission limit (overload).
    */
   private pump(): void {
     this.formBatches();
-    if (this.expiredLateness.length > 0) {
-      this.lateness.observeBatch(this.expiredLateness);
-      this.expiredLateness.length = 0;
+    if (this.droppedLateness.length > 0) {
+      this.lateness.observeBatch(this.droppedLateness);
+      this.droppedLateness.length = 0;
     }
   }
 
-  /** An admitted task expires in the queue; it would have been done at `doneMs` (performance.now()). */
-  private expireQueued(t: PendingTask, doneMs: number): void {
-    if (t.predictedDoneMs !== undefined) this.expiredLateness.push(doneMs - t.predictedDoneMs);
-    this.expire(t);
+  /**
+   * A task that will not be served: it reached this scheduler, or waited in its queue, until it could
+   * no longer finish before its deadline (`what` happened to it). If its model could have served it
+   * in the time it had in all (Task.budget_ms; without one, from its arrival here), a backlog here or
+   * upstream took that time: that is overload, and the task is refused (retryable), as admission
+   * would have refused it had it known, so that its client hears early that it may retry instead of
+   * getting a default output. A task its model is too slow for expires (default output): retrying
+   * would not help.
+   */
+  private dropUnserved(t: PendingTask, what: string): void {
+    const hadMs = t.budgetMs ?? t.deadlineUnixMs - t.enqueuedUnixMs;
+    if (this.fastestBatchMs() < hadMs) this.reject(t, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `query ${t.queryId} ${what}, too late to finish before its deadline`));
+    else this.expire(t);
+  }
+
+  /** An admitted task leaves the queue undone; it would have been done at `doneMs` (performance.now()), which teaches the lateness margin. */
+  private dropQueued(t: PendingTask, doneMs: number, now: number): void {
+    if (t.predictedDoneMs !== undefined) this.droppedLateness.push(doneMs - t.predictedDoneMs);
+    this.dropUnserved(t, `waited ${now - t.enqueuedUnixMs} ms in the queue of ${this.config.model}:${this.config.version}`);
+  }
+
+  /**
+   * The fastest any replica is expected to run a batch of one task, in ms; Infinity without an
+   * estimate. With `nowUnixMs`, only estimates still fresh then count.
+   */
+  private fastestBatchMs(nowUnixMs?: number): number {
+    let fastest = Infinity;
+    for (const r of this.replicas.values()) {
+      if (nowUnixMs !== undefined && nowUnixMs - r.lastBatchUnixMs > ESTIMATE_FRESH_MS) continue;
+      const us = r.latency.estimateUs(1);
+      if (us !== undefined) fastest = Math.min(fastest, us / 1000);
+    }
+    return fastest;
+  }
+
+  /** A queued task with no more time left than this (ms) cannot finish before its deadline even if started now. */
+  private hopelessWithinMs(now: number): number {
+    const ms = this.fastestBatchMs(now);
+    return Number.isFinite(ms) ? ms : 0;
   }
 
   private formBatches(): void {
@@ -403,7 +439,8 @@ export class Scheduler implements Actor {
     this.delayTimer = undefined;
     for (;;) {
       const now = Date.now();
-      for (const t of this.queue.popExpired(now)) this.expireQueued(t, performance.now());
+      const hopelessMs = this.hopelessWithinMs(now);
+      for (const t of this.queue.popExpired(now + hopelessMs)) this.dropQueued(t, performance.now() + hopelessMs, now);
       const head = this.queue.peek();
       if (!head) return;
       const replica = this.pickReplica();
@@ -423,7 +460,7 @@ export class Scheduler implements Actor {
       while (tasks.length < max && this.queue.size > 0) {
         const t = this.queue.pop()!;
         // Skip work that cannot finish before its deadline.
-        if (t.deadlineUnixMs <= now + estimateMs) this.expireQueued(t, performance.now() + estimateMs);
+        if (t.deadlineUnixMs <= now + estimateMs) this.dropQueued(t, performance.now() + estimateMs, now);
         else tasks.push(t);
       }
       if (tasks.length > 0) this.dispatch(replica, tasks);
@@ -440,16 +477,22 @@ export class Scheduler implements Actor {
     return best;
   }
 
-  /** With work queued but no capacity, wake at the earliest deadline to answer expired tasks. */
+  /**
+   * With work queued but no capacity, wake when the earliest-deadline task can no longer finish in
+   * time (hopelessWithinMs before its deadline), to answer it then rather than at its deadline.
+   */
   private armExpiry(): void {
     const head = this.queue.peek();
-    if (!head || head.deadlineUnixMs >= this.expiryAt) return;
+    if (!head) return;
+    const now = Date.now();
+    const at = head.deadlineUnixMs - this.hopelessWithinMs(now);
+    if (at >= this.expiryAt) return;
     clearTimeout(this.expiryTimer);
-    this.expiryAt = head.deadlineUnixMs;
+    this.expiryAt = at;
     this.expiryTimer = setTimeout(() => {
       this.expiryAt = Infinity;
       this.pump();
-    }, Math.max(0, head.deadlineUnixMs - Date.now()) + 1);
+    }, Math.max(0, at - now) + 1);
   }
 
   private dispatch(replica: Replica, tasks: PendingTask[]): void {

@@ -2,7 +2,8 @@
  * Replicas and overload with real processes: set_num_replicas changes the running workers live; a
  * replica killed mid-batch has its tasks re-queued to another; a full queue refuses at once with a
  * retryable error (HTTP 503 + Retry-After, CLIPPER_ERR_QUEUE_FULL on NATS), and so does the
- * scheduler for a direct query that reaches it after its deadline.
+ * scheduler for a task that waited in its queue, or reached it, too late to be served in time
+ * (when its model could have served it in its budget; otherwise it expires).
  */
 import { expect } from 'chai';
 import { Packr } from 'msgpackr';
@@ -42,6 +43,8 @@ describe('replicas and overload (real processes)', function () {
     await sys.admin.call('add_app', { name: 'tiny', input_type: 'doubles', latency_slo_micros: 30_000_000, candidate_model_names: ['tiny-queue'] });
     // The same 1 s model under a 300 ms SLO: a second query waits in the queue past its deadline.
     await sys.admin.call('add_app', { name: 'hasty', input_type: 'doubles', default_output: 'late', latency_slo_micros: 300_000, candidate_model_names: ['tiny-queue'] });
+    // And under a 1.5 s SLO: a query queued behind a busy replica could have been served in time alone.
+    await sys.admin.call('add_app', { name: 'patient', input_type: 'doubles', default_output: 'late', latency_slo_micros: 1_500_000, candidate_model_names: ['tiny-queue'] });
     await waitForModelAnswer(sys, 'slow', { input: [1] });
     await waitForModelAnswer(sys, 'tiny', { input: [1] });
   });
@@ -106,20 +109,46 @@ describe('replicas and overload (real processes)', function () {
     expect(await first).to.include({ default: false });
   });
 
-  it('admission - a task that reaches the scheduler after its deadline: a direct query is refused (retryable), a requester hears "expired"', async () => {
-    const before = await schedulerStats('slow');
-    const late = (queryId: string, clientApp?: string) => msgpack.pack({
-      v: 1, query_id: queryId, deadline_unix_ms: Date.now() - 5, input: { dtype: 'FP64', shape: [1], data: new Uint8Array(new Float64Array([1]).buffer) },
-      ...(clientApp ? { client_app: clientApp } : {}),
-    });
-    const direct = await nc.request('clipper.batch.slow.1', late('late-direct', 'slow'), { timeout: 5_000 });
-    expect(direct.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_QUEUE_FULL');
-    expect(direct.headers?.get(ERROR_TEXT_HEADER)).to.match(/late-direct reached slow:1 \d+ ms after its deadline/);
-    const requested = await nc.request('clipper.batch.slow.1', late('late-requested'), { timeout: 5_000 });
-    expect(requested.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_QUERY_EXPIRED');
-    const after = await schedulerStats('slow');
+  it('overload - a task the wait in the queue costs its deadline is refused (503, retryable), not answered with the default output', async () => {
+    let firstDone = false;
+    const first = postJson(`${sys.stack.ingressUrl}/tiny/predict`, { input: [1] }).finally(() => (firstDone = true)); // takes the only replica for a second
+    await eventually(async () => (await schedulerStats('tiny-queue')).replicas.some((r) => r.in_flight > 0), 5_000, 'a busy replica');
+    const before = await schedulerStats('tiny-queue');
+    // Admitted to an empty queue; ~0.5 s in, the 1 s batch can no longer fit its 1.5 s SLO, though alone it would have.
+    const second = await postJson(`${sys.stack.ingressUrl}/patient/predict`, { input: [2] });
+    // refused as soon as it was hopeless, not when the replica came free
+    expect(firstDone).to.equal(false);
+    expect(second.status).to.equal(503);
+    expect(second.headers.get('retry-after')).to.equal('1');
+    expect(second.body).to.include({ code: 'CLIPPER_ERR_QUEUE_FULL', retryable: true });
+    expect(second.body.cause).to.match(/waited \d+ ms in the queue of tiny-queue:1, too late to finish before its deadline/);
+    expect((await first).body).to.include({ default: false });
+    const after = await schedulerStats('tiny-queue');
     expect(after.rejected).to.equal(before.rejected + 1);
-    expect(after.expired).to.equal(before.expired + 1);
+    expect(after.expired).to.equal(before.expired);
+  });
+
+  it('admission - a task that reaches the scheduler after its deadline is refused (retryable) when its model could have served it in its budget, and expires without one', async () => {
+    const before = await schedulerStats('slow');
+    // As the ingress and the policies send them: budget_ms is the SLO less the reply margin (the slow model takes 1 s).
+    const late = (queryId: string, extra: Record<string, unknown>) => msgpack.pack({
+      v: 1, query_id: queryId, deadline_unix_ms: Date.now() - 5, input: { dtype: 'FP64', shape: [1], data: new Uint8Array(new Float64Array([1]).buffer) }, ...extra,
+    });
+    const ask = (queryId: string, extra: Record<string, unknown>) => nc.request('clipper.batch.slow.1', late(queryId, extra), { timeout: 5_000 });
+    const direct = await ask('late-direct', { client_app: 'slow', budget_ms: 29_998 });
+    expect(direct.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_QUEUE_FULL');
+    expect(direct.headers?.get(ERROR_TEXT_HEADER)).to.match(/late-direct reached slow:1 \d+ ms after its deadline, too late to finish before its deadline/);
+    const requested = await ask('late-requested', { budget_ms: 29_998 });
+    expect(requested.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_QUEUE_FULL');
+    // Without a budget nothing says the model could have made it: expired, the requester answers with its default.
+    const unbudgeted = await ask('late-unbudgeted', {});
+    expect(unbudgeted.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_QUERY_EXPIRED');
+    // Nor when the model is slower than the budget.
+    const hopeless = await ask('late-hopeless', { budget_ms: 500 });
+    expect(hopeless.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_QUERY_EXPIRED');
+    const after = await schedulerStats('slow');
+    expect(after.rejected).to.equal(before.rejected + 2);
+    expect(after.expired).to.equal(before.expired + 2);
   });
 
   it('direct NATS queries - a batch that overruns the deadline: the scheduler answers the client with the default output', async () => {
