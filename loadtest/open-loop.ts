@@ -178,7 +178,13 @@ export interface HttpSenderOptions {
 }
 
 /** An HTTP sender: `close` ends it, `release` closes its idle keep-alive sockets (it can go on after). */
-export type ClosableSend = Send & { close(): void; release(): void; stampStart: boolean };
+export type ClosableSend = Send & {
+  close(): void;
+  release(): void;
+  stampStart: boolean;
+  /** Called with each default answer's `default_explanation` (why no model answered in time), when set. */
+  onDefault?: (explanation: string) => void;
+};
 
 /**
  * POSTs the same JSON body each time. 200 with `"default":false` is a model answer, 200 with
@@ -212,7 +218,11 @@ export function httpSender(baseUrl: string, path: string, body: string | (() => 
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
-      res.on('end', () => settle(text.includes('"default":false') ? 'ok' : text.includes('"default":true') ? 'default' : 'error'));
+      res.on('end', () => {
+        const outcome = text.includes('"default":false') ? 'ok' : text.includes('"default":true') ? 'default' : 'error';
+        if (outcome === 'default' && sender.onDefault) sender.onDefault(explanationOf(text));
+        settle(outcome);
+      });
       res.on('error', () => settle('error'));
     });
     const timer = setTimeout(() => {
@@ -226,6 +236,15 @@ export function httpSender(baseUrl: string, path: string, body: string | (() => 
   const destroy = (): void => agent.destroy();
   const sender: ClosableSend = Object.assign(send, { close: destroy, release: destroy, stampStart: opts.stampStart ?? false });
   return sender;
+}
+
+function explanationOf(body: string): string {
+  try {
+    const why = (JSON.parse(body) as { default_explanation?: unknown }).default_explanation;
+    return typeof why === 'string' ? why : 'none given';
+  } catch {
+    return 'unreadable answer';
+  }
 }
 
 /** Clipper codes a client should treat as "try again later" (the HTTP 429/503 family). */

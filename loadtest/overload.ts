@@ -29,6 +29,9 @@ export interface OverloadOptions {
 
 const round1 = (v: number): number => Math.round(v * 10) / 10;
 
+/** A default answer's explanation without what differs from query to query (its id, times). */
+const causeOf = (explanation: string): string => explanation.replace(/query \S+ /g, 'query … ').replace(/\d+(\.\d+)? ms/g, 'N ms');
+
 export async function runOverload(opts: OverloadOptions): Promise<{ result: Record<string, unknown>; plot: PlotSpec }> {
   const loadAvg = loadBeforeBench();
   const modelFile = await ensureBenchModel();
@@ -60,6 +63,12 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     // Capacity as the batching bench measures it; the overload's requests carry X-Request-Start, as
     // a load balancer would stamp them, so the ingress refuses what waited too long in front of it.
     send.stampStart = opts.stampStart;
+    // Why the overload's default answers came (none, if overload is all answered by refusals).
+    const defaultCauses = new Map<string, number>();
+    send.onDefault = (why) => {
+      const cause = causeOf(why);
+      defaultCauses.set(cause, (defaultCauses.get(cause) ?? 0) + 1);
+    };
     const r = await runOpenLoop({ send, rate: offered, durationS: opts.overloadS, seed: 1000, drainTimeoutMs: 30_000 });
     const step = toStep(r, sloMs);
     progress(describeStep(step, 'overload'));
@@ -92,6 +101,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       rejected: r.rejected,
       timed_out: timedOut,
       defaults: r.defaults,
+      default_causes: Object.fromEntries([...defaultCauses].sort((a, b) => b[1] - a[1])),
       client_timeouts: r.timeouts,
       errors: r.errors - r.timeouts,
       dropped_by_generator: r.dropped,
