@@ -248,7 +248,7 @@ function explanationOf(body: string): string {
 }
 
 /** Clipper codes a client should treat as "try again later" (the HTTP 429/503 family). */
-const REJECT_CODES = new Set(['CLIPPER_ERR_QUEUE_FULL', 'CLIPPER_ERR_SERVICE_UNAVAILABLE', 'CLIPPER_ERR_MODEL_UNAVAILABLE']);
+const REJECT_CODES = new Set(['CLIPPER_ERR_QUEUE_FULL', 'CLIPPER_ERR_BACKLOGGED', 'CLIPPER_ERR_SERVICE_UNAVAILABLE', 'CLIPPER_ERR_MODEL_UNAVAILABLE']);
 const unpackr = new Packr({ useRecords: false });
 
 export interface NatsSenderOptions {

@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   CLIPPER_ERR_METHOD_NOT_ALLOWED: { status: 405, retryable: false, message: 'method not allowed' },
   CLIPPER_ERR_QUERY_EXPIRED: { status: 504, retryable: true, message: 'query deadline passed before evaluation' },
   CLIPPER_ERR_QUEUE_FULL: { status: 503, retryable: true, message: 'overloaded: refused before it could miss its deadline' },
+  CLIPPER_ERR_BACKLOGGED: { status: 503, retryable: true, message: 'overloaded: the query waited until too late to be served' },
   CLIPPER_ERR_MODEL_UNAVAILABLE: { status: 503, retryable: true, message: 'no replica of the model is available' },
   CLIPPER_ERR_MODEL_FAILED: { status: 500, retryable: false, message: 'model evaluation failed' },
   CLIPPER_ERR_SERVICE_UNAVAILABLE: { status: 503, retryable: true, message: 'service unavailable' },
@@ -41,6 +42,16 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export const ERROR_TEXT_HEADER = 'Nats-Service-Error';
 export const ERROR_STATUS_HEADER = 'Nats-Service-Error-Code';
 export const ERROR_CODE_HEADER = 'Clipper-Error';
+
+/**
+ * Overload refusals, both retryable: `QUEUE_FULL` before a query is taken on (a full or too slow
+ * queue, the edge shedding, a query that waited out its SLO before the ingress read it),
+ * `BACKLOGGED` for one taken on that then waited, in a model's queue or on its way there, until too
+ * late to be served although the model could have served it in its SLO.
+ */
+export function isOverloadRefusal(code: string | undefined): boolean {
+  return code === 'CLIPPER_ERR_QUEUE_FULL' || code === 'CLIPPER_ERR_BACKLOGGED';
+}
 
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);

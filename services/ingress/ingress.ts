@@ -22,7 +22,7 @@ import { decode, decodeJson, encode, isJsonContentType } from '../../shared/code
 import { ensureFeedbackStreams } from '../../shared/feedback-stream.js';
 import { initHash } from '../../shared/hash.js';
 import { isMsgpackContentType, readBody, sendError, sendJson, sendMsgpack } from '../../shared/http.js';
-import { ClipperError } from '../../shared/errors.js';
+import { ClipperError, isOverloadRefusal } from '../../shared/errors.js';
 import { parseInput, parseInputBatch } from '../../shared/input.js';
 import { parseRequestStart, REQUEST_START_HEADER } from '../../shared/request-start.js';
 import type { Logger } from '../../shared/logging.js';
@@ -159,7 +159,7 @@ export class Ingress implements Actor {
           timeoutMs: sloMs + this.config.policyGraceMs, noResponders: 'CLIPPER_ERR_SERVICE_UNAVAILABLE', timeout: 'CLIPPER_ERR_SERVICE_UNAVAILABLE',
         });
     } catch (err) {
-      const refused = err instanceof ClipperError && err.code === 'CLIPPER_ERR_QUEUE_FULL';
+      const refused = err instanceof ClipperError && isOverloadRefusal(err.code);
       if (refused) this.shedder.refused(app.name);
       this.metrics.query(app, refused ? 'refused' : 'error', startedMs);
       if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId, app: app.name, code: ClipperError.from(err).code }, 'query failed');

@@ -8,7 +8,7 @@
  * so the ingress runs the same code in-process and saves a round trip.
  */
 import type { NatsConnection } from 'nats';
-import { ClipperError } from '../../shared/errors.js';
+import { ClipperError, isOverloadRefusal } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { bytesKey, shardOf } from '../../shared/hash.js';
 import { NearCache } from './near-cache.js';
@@ -146,10 +146,11 @@ export class QueryExecutor {
         this.expected.observe(q.app, m.name, output);
       } catch (err) {
         const e = ClipperError.from(err);
-        if (e.code === 'CLIPPER_ERR_QUEUE_FULL') {
-          overloaded = e;
-          refused.add(modelKey(m));
-        }
+        // Both overload refusals make a query that nothing answered a refusal too; only a model that
+        // refused to take the task on (QUEUE_FULL) counts for the fan-out limit: BACKLOGGED can befall a
+        // model slower than the gap between two queries at light load.
+        if (isOverloadRefusal(e.code)) overloaded = e;
+        if (e.code === 'CLIPPER_ERR_QUEUE_FULL') refused.add(modelKey(m));
         failures.push(`${modelKey(m)}: ${e.message}`);
         this.deps.log.debug({ queryId: q.query_id, model: modelKey(m), code: e.code }, 'model did not answer');
       }

@@ -2,8 +2,9 @@
  * Graceful degradation for policies that ask several models (Clipper §5: the correction layer decides
  * what to drop under overload). Per app, a fan-out limit k over the policy's selection, which comes
  * most valuable first: when the lowest-weight model asked refuses a query as overloaded (its
- * scheduler's queue is full), k shrinks by one, so that model is no longer asked; after `recoverAfter` queries in
- * a row without overload it grows by one again, probing whether the dropped model can be afforded.
+ * scheduler refuses to take the task on: CLIPPER_ERR_QUEUE_FULL), k shrinks by one, so that model is
+ * no longer asked; after `recoverAfter` queries in a row without overload it grows by one again,
+ * probing whether the dropped model can be afforded.
  * The app keeps answering within its SLO, from fewer models, at somewhat lower accuracy.
  */
 import { modelKey, type ModelRef } from './types.js';

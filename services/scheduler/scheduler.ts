@@ -14,7 +14,7 @@ import { RequestStrategy, type Msg, type NatsConnection, type Service, type Subs
 import type { Actor } from '../../shared/actor.js';
 import { sleep } from '../../shared/actor.js';
 import { decode, encode } from '../../shared/codec.js';
-import { ClipperError } from '../../shared/errors.js';
+import { ClipperError, isOverloadRefusal } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, errorFromReply, natsRequestError, replyError, Requester } from '../../shared/nats.js';
 import { endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type Heartbeat, type PolicyAnswer } from '../../shared/protocol.js';
@@ -351,10 +351,10 @@ export class Scheduler implements Actor {
     return completionMs(this.queue.size, outlooks);
   }
 
-  private expire(task: PendingTask): void {
+  private expire(task: PendingTask, why = `query ${task.queryId} expired in the queue of ${this.config.model}:${this.config.version}`): void {
     this.counters.expired++;
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId }, 'task expired');
-    this.fail(task, ClipperError.withoutStack('CLIPPER_ERR_QUERY_EXPIRED', `query ${task.queryId} expired in the queue of ${this.config.model}:${this.config.version}`));
+    this.fail(task, ClipperError.withoutStack('CLIPPER_ERR_QUERY_EXPIRED', why));
   }
 
   /**
@@ -375,7 +375,7 @@ export class Scheduler implements Actor {
     this.counters.rejected++;
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId, code: err.code }, 'task refused');
     // Overload is refused (retryable) to clients too; anything else is the default output's business.
-    if (err.code === 'CLIPPER_ERR_QUEUE_FULL') replyError(task.msg, err);
+    if (isOverloadRefusal(err.code)) replyError(task.msg, err);
     else this.fail(task, err);
   }
 
@@ -397,15 +397,20 @@ export class Scheduler implements Actor {
    * A task that will not be served: it reached this scheduler, or waited in its queue, until it could
    * no longer finish before its deadline (`what` happened to it). If its model could have served it
    * in the time it had in all (Task.budget_ms; without one, from its arrival here), a backlog here or
-   * upstream took that time: that is overload, and the task is refused (retryable), as admission
-   * would have refused it had it known, so that its client hears early that it may retry instead of
-   * getting a default output. A task its model is too slow for expires (default output): retrying
-   * would not help.
+   * upstream took that time: that is overload, and the task is refused with the retryable
+   * CLIPPER_ERR_BACKLOGGED, so that its client hears early that it may retry instead of getting a
+   * default output. (A code of its own: a policy's fan-out limiter does not drop a model for it, since
+   * a model slower than the gap between queries can lose a task this way at light load too.) A task
+   * its model is too slow for expires (default output): retrying would not help. The model's speed is
+   * any replica's estimate, fresh or not; with none yet only a task that had no time at all expires.
    */
   private dropUnserved(t: PendingTask, what: string): void {
     const hadMs = t.budgetMs ?? t.deadlineUnixMs - t.enqueuedUnixMs;
-    if (this.fastestBatchMs() < hadMs) this.reject(t, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `query ${t.queryId} ${what}, too late to finish before its deadline`));
-    else this.expire(t);
+    const fastest = this.fastestBatchMs();
+    const tooSlow = Number.isFinite(fastest) ? fastest >= hadMs : hadMs <= 0;
+    const model = `${this.config.model}:${this.config.version}`;
+    if (tooSlow) this.expire(t, `query ${t.queryId} ${what}: ${model} is too slow to serve it in the ${Math.max(0, Math.round(hadMs))} ms it had`);
+    else this.reject(t, ClipperError.withoutStack('CLIPPER_ERR_BACKLOGGED', `query ${t.queryId} ${what}, too late to finish before its deadline`));
   }
 
   /** An admitted task leaves the queue undone; it would have been done at `doneMs` (performance.now()), which teaches the lateness margin. */
@@ -454,16 +459,22 @@ export class Scheduler implements Actor {
           break;
         }
       }
+      // A stale estimate is not trusted: the batch goes as it is, and its latency renews the estimate.
       const fresh = now - replica.lastBatchUnixMs <= ESTIMATE_FRESH_MS;
-      const estimateMs = fresh ? (replica.latency.estimateUs(Math.min(max, this.queue.size)) ?? 0) / 1000 : 0;
-      const tasks: PendingTask[] = [];
-      while (tasks.length < max && this.queue.size > 0) {
-        const t = this.queue.pop()!;
-        // Skip work that cannot finish before its deadline.
-        if (t.deadlineUnixMs <= now + estimateMs) this.dropQueued(t, performance.now() + estimateMs, now);
-        else tasks.push(t);
+      const latencyMs = (size: number): number => (fresh ? (replica.latency.estimateUs(size) ?? 0) / 1000 : 0);
+      // Skip work that cannot finish before its deadline even in a batch of its own on this replica.
+      if (head.deadlineUnixMs <= now + latencyMs(1)) {
+        this.queue.pop();
+        this.dropQueued(head, performance.now() + latencyMs(1), now);
+        continue;
       }
-      if (tasks.length > 0) this.dispatch(replica, tasks);
+      // The head has the tightest deadline (EDF): the batch is as big as the sizer allows and as the
+      // head can wait for, and every task behind it, due later, fits too.
+      let size = Math.min(max, this.queue.size);
+      while (size > 1 && head.deadlineUnixMs <= now + latencyMs(size)) size--;
+      const tasks: PendingTask[] = [];
+      while (tasks.length < size) tasks.push(this.queue.pop()!);
+      this.dispatch(replica, tasks);
     }
     this.armExpiry();
   }

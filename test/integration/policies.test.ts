@@ -30,14 +30,17 @@ describe('correction policies (real processes)', function () {
     await addJsModel(sys, 'first', 'vote-first.mjs');
     await addJsModel(sys, 'second', 'vote-second.mjs');
     await addJsModel(sys, 'laggard', 'vote-slow.mjs');
+    await addJsModel(sys, 'steady', 'vote-steady.mjs', { batch_size: 1 });
     await addApp('both', 'exp4', ['first', 'second'], 2_000);
     await addApp('pick', 'exp3', ['first', 'second'], 2_000);
     await addApp('lagging', 'exp4', ['first', 'laggard'], 150);
+    await addApp('busy', 'exp4', ['first', 'steady'], 150);
     await waitForModelAnswer(sys, 'both', { input: [1, 2] });
     // every linked model loaded: a query misses none of them
     await eventually(async () => (await predict('both')).body.missing_models === undefined, 30_000, 'both models of "both" answering');
     await waitForModelAnswer(sys, 'pick', { input: [1, 2] });
     await waitForModelAnswer(sys, 'lagging', { input: [1, 2] });
+    await eventually(async () => (await predict('busy')).body.missing_models === undefined, 30_000, 'both models of "busy" answering');
     nc = await connect({ servers: nats.url });
   });
 
@@ -92,6 +95,22 @@ describe('correction policies (real processes)', function () {
     close(res.body.output, [0.55, 0.45]);
     // only the model that answered counts for agreement
     expect(res.body.confidence).to.equal(1);
+  });
+
+  it('policies - a model that loses a task to waiting behind its own busy replica stays asked (fan-out not cut)', async () => {
+    // steady takes 100 ms a batch, one task at a time; the second query waits behind the first until
+    // too late for its 148 ms: refused as backlogged, its expected output stands in.
+    const [a, b] = await Promise.all([predict('busy'), predict('busy')]);
+    const answers = [a, b].map((r) => r.body);
+    for (const r of [a, b]) expect(r.status).to.equal(200);
+    expect(answers.map((x) => x.default)).to.deep.equal([false, false]);
+    expect(answers.filter((x) => x.missing_models === undefined)).to.have.length(1);
+    expect(answers.filter((x) => (x.missing_models as string[] | undefined)?.[0] === 'steady:1')).to.have.length(1);
+    // the next query still asks steady, which now has time to answer: both models combined, as in "both"
+    const next = await predict('busy');
+    expect(next.body).to.not.have.property('missing_models');
+    close(next.body.output, [0.55, 0.45]);
+    expect(next.body.confidence).to.be.closeTo(0.5, 1e-6);
   });
 
   it('policies - a bad policy name is refused when the app is added', async () => {

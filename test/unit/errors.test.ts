@@ -11,6 +11,7 @@ import {
   ERROR_STATUS_HEADER,
   ERROR_TEXT_HEADER,
   isErrorCode,
+  isOverloadRefusal,
   type ErrorCode,
 } from '../../shared/errors.js';
 
@@ -39,6 +40,7 @@ describe('errors', () => {
     }
     expect(ERROR_CODES.CLIPPER_ERR_QUERY_EXPIRED.retryable).to.equal(true);
     expect(ERROR_CODES.CLIPPER_ERR_QUEUE_FULL.retryable).to.equal(true);
+    expect(ERROR_CODES.CLIPPER_ERR_BACKLOGGED.retryable).to.equal(true);
     expect(ERROR_CODES.CLIPPER_ERR_MODEL_FAILED.retryable).to.equal(false);
   });
 
@@ -52,6 +54,12 @@ describe('errors', () => {
     for (const no of ['CLIPPER_ERR_NOPE', 'clipper_err_internal', '', 'toString', '__proto__', 'constructor', 42, null, undefined]) {
       expect(isErrorCode(no), String(no)).to.equal(false);
     }
+  });
+
+  it('errors - the overload refusals are QUEUE_FULL and BACKLOGGED, both 503 and retryable', () => {
+    expect(CODES.filter(isOverloadRefusal).sort()).to.deep.equal(['CLIPPER_ERR_BACKLOGGED', 'CLIPPER_ERR_QUEUE_FULL']);
+    for (const code of CODES.filter(isOverloadRefusal)) expect(ERROR_CODES[code]).to.include({ status: 503, retryable: true });
+    expect(isOverloadRefusal(undefined)).to.equal(false);
   });
 
   it('errors - a ClipperError carries its code, status, retryable hint and message', () => {
