@@ -17,7 +17,7 @@ import { decode, encode } from '../../shared/codec.js';
 import { ClipperError, isOverloadRefusal } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, errorFromReply, natsRequestError, replyError, Requester } from '../../shared/nats.js';
-import { endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type Heartbeat, type PolicyAnswer } from '../../shared/protocol.js';
+import { endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type CachePut, type Heartbeat, type PolicyAnswer } from '../../shared/protocol.js';
 import { openRegistryBucket, RegistryView } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { checkTensor, type Tensor } from '../../shared/tensor.js';
@@ -362,6 +362,7 @@ export class Scheduler implements Actor {
    * answers with the default output; a direct query's client gets that default answer from here.
    */
   private fail(task: PendingTask, err: ClipperError): void {
+    this.putFailure(task, err);
     const app = task.clientApp === undefined ? undefined : this.view.apps.get(task.clientApp);
     if (!app || !task.msg.reply) {
       replyError(task.msg, err);
@@ -375,8 +376,21 @@ export class Scheduler implements Actor {
     this.counters.rejected++;
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId, code: err.code }, 'task refused');
     // Overload is refused (retryable) to clients too; anything else is the default output's business.
-    if (isOverloadRefusal(err.code)) replyError(task.msg, err);
-    else this.fail(task, err);
+    if (isOverloadRefusal(err.code)) {
+      this.putFailure(task, err);
+      replyError(task.msg, err);
+    } else this.fail(task, err);
+  }
+
+  /**
+   * A miss the cache forwarded gets no output: its shard hands the error to the queries parked on the
+   * same input (coalesced) now, instead of their hearing "expired" at their deadline, and forgets the
+   * evaluation, so the next miss asks again.
+   */
+  private putFailure(task: PendingTask, err: ClipperError): void {
+    if (!task.cachePut || !task.cacheKey) return;
+    const put: CachePut = { v: PROTOCOL_VERSION, model: this.config.model, version: this.config.version, key: task.cacheKey, input: task.input, error: { code: err.code, cause: err.message } };
+    this.deps.nc.publish(task.cachePut, encode(put));
   }
 
   /**

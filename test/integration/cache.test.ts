@@ -4,6 +4,7 @@
  */
 import { expect } from 'chai';
 import { connect, type NatsConnection } from 'nats';
+import { serviceStats } from '../../shared/nats.js';
 import { cacheModelStats, schedulerTaskCount } from '../helpers/actor-stats.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack, addJsModel } from '../helpers/stack.js';
@@ -32,6 +33,8 @@ describe('prediction cache (real processes)', function () {
     await sys.admin.call('add_app', { name: 'near', input_type: 'doubles', input_shape: [3], latency_slo_micros: 5_000_000, candidate_model_names: ['near'] });
     await waitForModelAnswer(sys, 'near', { input: [0, 0, 0], cache: false });
     await sys.admin.call('add_app', { name: 'slow', input_type: 'doubles', latency_slo_micros: 10_000_000, candidate_model_names: ['slow'] });
+    // The same 1 s model under a 1.5 s SLO: a query queued behind a busy replica could have been served in time alone.
+    await sys.admin.call('add_app', { name: 'patient', input_type: 'doubles', latency_slo_micros: 1_500_000, candidate_model_names: ['slow'] });
     await waitForModelAnswer(sys, 'calc', { input: [0] });
     await waitForModelAnswer(sys, 'slow', { input: [0] });
   });
@@ -61,6 +64,23 @@ describe('prediction cache (real processes)', function () {
     for (const a of answers) expect(a).to.include({ default: false }).and.to.have.deep.property('output', [9]);
     expect((await schedulerTasks('slow')) - tasksBefore).to.equal(1);
     expect((await cacheStats('slow')).coalesced - before.coalesced).to.equal(7);
+  });
+
+  it('cache - queries parked on a forwarded miss hear its refusal at once, not "expired" at their deadline', async () => {
+    await predict('slow', { input: [0], cache: false }); // a fresh latency estimate, so the wait is seen to be hopeless early
+    const busy = predict('slow', { input: [7, 7], cache: false }); // takes the only replica for a second
+    await eventually(async () => (await serviceStats<{ replicas: { in_flight: number }[] }>(nc, 'clipper-scheduler', (md) => md.model === 'slow'))?.replicas.some((r) => r.in_flight > 0), 5_000, 'a busy replica');
+    const before = await cacheStats('slow');
+    // The first is forwarded and queued, the second parked on it; the queue refuses the first once hopeless.
+    const refused = await Promise.all([0, 1].map(() => postJson(`${sys.stack.ingressUrl}/patient/predict`, { input: [8, 8] })));
+    expect((await cacheStats('slow')).coalesced - before.coalesced).to.equal(1);
+    for (const r of refused) {
+      expect(r.status).to.equal(503);
+      expect(r.body).to.include({ code: 'CLIPPER_ERR_BACKLOGGED', retryable: true });
+    }
+    expect(await busy).to.include({ default: false });
+    // nothing was put for that input: the next query evaluates it again
+    expect(await predict('slow', { input: [8, 8] })).to.deep.include({ default: false, output: [16] });
   });
 
   it('cache - with three shards every repeated input hits', async () => {
