@@ -96,7 +96,8 @@ function classificationAgreement(combined: readonly number[], answered: readonly
   if (answered.length === 0) return 0;
   const share = normalizedWeights(answered.map((a) => a.weight));
   const top = argmax(combined);
-  return answered.reduce((sum, a, i) => sum + (argmax(a.values) === top ? share[i]! : 0), 0);
+  // Shares that sum to 1 can add up to a rounding error above it.
+  return Math.min(1, answered.reduce((sum, a, i) => sum + (argmax(a.values) === top ? share[i]! : 0), 0));
 }
 
 /** 1 − weighted mean absolute deviation of the answers from the combined value, relative to |combined| + scale. */

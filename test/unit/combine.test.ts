@@ -162,6 +162,15 @@ describe('combine', () => {
     expect(toNumbers(d.output)).to.deep.equal([3]);
   });
 
+  it('combine - confidence stays at most 1 when the agreeing shares add up to a rounding error above it', () => {
+    // fast-check's counterexample: the shares of these weights sum to 1 + 2^-52
+    const parts: [number, boolean][] = [[6.337622354387653e-171, true], [6.631277620598944e-78, false], [8.814781028760511e-173, true]];
+    const models = parts.map((_, i) => ({ name: `m${i}`, version: '1' }));
+    const outs = new Map(parts.flatMap(([, answered], i) => (answered ? [[`m${i}:1`, fromNumbers('FP64', [0.001, 0, 0])] as const] : [])));
+    const c = combineOutputs(models, parts.map(([w]) => w), outs, () => fromNumbers('FP64', [0.001, 0, 0]))!;
+    expect(c.confidence).to.equal(1);
+  });
+
   it('combine - the combination of distributions is a distribution, and confidence is in [0, 1]', () => {
     const vec = fc.array(fc.double({ min: 0, max: 10, noNaN: true }), { minLength: 3, maxLength: 3 }).filter((v) => v.some((x) => x > 1e-3));
     fc.assert(
