@@ -31,7 +31,7 @@ import { endpoints, feedbackRequestMessage, PROTOCOL_VERSION, type FeedbackAck, 
 import { openRegistryBucket, RegistryView, type AppRecord } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { toJsonValue, type Tensor } from '../../shared/tensor.js';
-import { isStatelessPolicy, QueryExecutor, replyMarginMs } from '../policy/mod.js';
+import { isStatelessPolicy, QueryExecutor, taskBudgetMs } from '../policy/mod.js';
 import { ClusterStats } from './cluster-stats.js';
 import { IngressMetrics } from './ingress-metrics.js';
 import { LoadShedder } from './load-shedder.js';
@@ -271,7 +271,7 @@ export class Ingress implements Actor {
     const mode = version === undefined ? undefined : this.view.model(model, version)?.cache?.mode;
     if (version === undefined || ((mode === 'exact' || mode === 'approx') && body.cache !== false)) return false;
     const input = parseInput(body.input, { inputType: app.input_type, inputShape: app.input_shape });
-    const budgetMs = app.latency_slo_micros / 1000 - replyMarginMs(app.latency_slo_micros);
+    const budgetMs = taskBudgetMs(app.latency_slo_micros);
     const task: Task = { v: PROTOCOL_VERSION, query_id: nuid.next(), input, client_app: app.name, deadline_unix_ms: sloStartUnixMs + budgetMs, budget_ms: budgetMs };
     this.deps.nc.publish(this.subjects.batch(model, version), encode(task), { reply: msg.reply });
     this.metrics.query(app, 'forwarded', startedMs);
@@ -342,7 +342,7 @@ export class Ingress implements Actor {
     const waitedMs = receivedUnixMs - startUnixMs;
     this.metrics.queued(app, waitedMs);
     const sloMs = app.latency_slo_micros / 1000;
-    if (waitedMs >= sloMs - replyMarginMs(app.latency_slo_micros)) {
+    if (waitedMs >= taskBudgetMs(app.latency_slo_micros)) {
       this.refuse(app, `${appName}: the query waited ${Math.round(waitedMs)} ms before the ingress read it, its ${sloMs} ms SLO is spent; the ingress is overloaded`);
     }
     return startUnixMs;

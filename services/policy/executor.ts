@@ -71,6 +71,11 @@ export function replyMarginMs(sloMicros: number): number {
   return Math.min(2, sloMicros / 10_000);
 }
 
+/** How long a model's task has in all (Task.budget_ms): the SLO less the reply margin. */
+export function taskBudgetMs(sloMicros: number): number {
+  return sloMicros / 1000 - replyMarginMs(sloMicros);
+}
+
 /**
  * How long after the deadline a model's answer is still awaited: too late for its query, it still
  * updates the model's expected output, which stands in for it when it straggles again.
@@ -137,11 +142,10 @@ export class QueryExecutor {
     // Anytime predictions: answer shortly before the deadline with what has arrived; stragglers
     // still finish in the background and update the expected outputs. The models are asked to be
     // done by then, so their schedulers admit only what can make it in time.
-    const marginMs = replyMarginMs(app.latency_slo_micros);
-    const answerBy = q.deadline_unix_ms - marginMs;
+    const answerBy = q.deadline_unix_ms - replyMarginMs(app.latency_slo_micros);
     const pending = selected.map(async (m) => {
       try {
-        const output = await this.evaluate(m, q, answerBy, app.latency_slo_micros / 1000 - marginMs);
+        const output = await this.evaluate(m, q, answerBy, taskBudgetMs(app.latency_slo_micros));
         outputs.set(modelKey(m), output);
         this.expected.observe(q.app, m.name, output);
       } catch (err) {

@@ -1,5 +1,5 @@
 export { PolicyActor, type PolicyDeps } from './policy.js';
-export { QueryExecutor, createPolicy, isStatelessPolicy, policyNamed, replyMarginMs, type ExecutorDeps } from './executor.js';
+export { QueryExecutor, createPolicy, isStatelessPolicy, policyNamed, replyMarginMs, taskBudgetMs, type ExecutorDeps } from './executor.js';
 export { SinglePolicy } from './single-policy.js';
 export { Exp3Policy, EXP3_DEFAULTS, type Exp3Options, type Exp3State, type LogWeightState } from './exp3-policy.js';
 export { Exp4Policy, EXP4_DEFAULTS, type Exp4Options, type Exp4State } from './exp4-policy.js';

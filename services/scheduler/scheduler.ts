@@ -3,9 +3,10 @@
  * in an earliest-deadline-first queue. Whenever a worker replica has capacity (pull-style: a replica
  * gets a batch only when its previous one is done) the scheduler forms the next batch: as many
  * tasks as that replica's BatchSizer allows (fixed, AIMD or quantile regression: Clipper §4.3),
- * optionally waiting a little for a fuller batch (delayed batching), skipping tasks that can no
- * longer finish before their deadline (refused as overload when the wait cost them their deadline,
- * else answered "expired"). The worker answers each task's requester directly. Admission is
+ * optionally waiting a little for a fuller batch (delayed batching) and no bigger than its most
+ * urgent task can wait for. A task that can no longer finish before its deadline is dropped as soon
+ * as that is known: refused as overload when waiting cost it its deadline, else answered "expired".
+ * The worker answers each task's requester directly. Admission is
  * deadline-aware: a task that would miss its deadline in the queue, or that finds the queue full, is
  * refused at once with a retryable error instead of timing out later. A replica that misses
  * heartbeats or fails a batch is dropped and its in-flight tasks are re-queued.
