@@ -34,11 +34,13 @@ export interface SweepStep {
   good: boolean;
 }
 
-export interface SweepOptions {
-  /** Sends one query; the steps run here, in this process. */
-  send?: Send;
-  /** Or: runs a step somewhere else (a generator process of its own, step-runner.ts). One of the two. */
-  runStep?: (step: StepRequest) => Promise<OpenLoopResult>;
+/** Where a target's steps run: here, with `send` for each query, or elsewhere (`runStep`: a generator process of its own, step-runner.ts). */
+export type StepSource = { send: Send; runStep?: never } | { runStep: (step: StepRequest) => Promise<OpenLoopResult>; send?: never };
+
+export type SweepOptions = SearchOptions & StepSource;
+
+/** How a search goes, whatever runs its steps. */
+export interface SearchOptions {
   sloMs: number;
   startRate: number;
   maxRate?: number;
@@ -120,7 +122,7 @@ const MAX_STEPS_WITHOUT_GOOD = 5;
  * not grow with load at the bottom, where idle processes wake slowly (measured on a 2-core VM: the
  * full path's P99 was 20–28 ms at 200 queries/s and 15–19 ms at 300–675/s in the same run).
  */
-export function* rateSearch(opts: Omit<SweepOptions, 'send'>): Generator<number, void, SweepStep> {
+export function* rateSearch(opts: SearchOptions): Generator<number, void, SweepStep> {
   const growth = opts.growth ?? 1.5;
   const bisectSteps = opts.bisectSteps ?? 3;
   const maxRate = opts.maxRate ?? Infinity;
@@ -165,10 +167,8 @@ export function* rateSearch(opts: Omit<SweepOptions, 'send'>): Generator<number,
   }
 }
 
-function stepOf(opts: SweepOptions, step: StepRequest): Promise<OpenLoopResult> {
-  if (opts.runStep) return opts.runStep(step);
-  if (!opts.send) throw new Error(`sweep ${opts.label ?? ''}: neither send nor runStep given`);
-  return runOpenLoop({ send: opts.send, ...step });
+function stepOf(opts: StepSource, step: StepRequest): Promise<OpenLoopResult> {
+  return opts.runStep ? opts.runStep(step) : runOpenLoop({ send: opts.send, ...step });
 }
 
 function bestOf(steps: SweepStep[]): SweepResult {

@@ -143,9 +143,10 @@ export class QueryExecutor {
     // still finish in the background and update the expected outputs. The models are asked to be
     // done by then, so their schedulers admit only what can make it in time.
     const answerBy = q.deadline_unix_ms - replyMarginMs(app.latency_slo_micros);
+    const budgetMs = taskBudgetMs(app.latency_slo_micros);
     const pending = selected.map(async (m) => {
       try {
-        const output = await this.evaluate(m, q, answerBy, taskBudgetMs(app.latency_slo_micros));
+        const output = await this.evaluate(m, q, answerBy, budgetMs);
         outputs.set(modelKey(m), output);
         this.expected.observe(q.app, m.name, output);
       } catch (err) {
