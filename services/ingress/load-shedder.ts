@@ -26,6 +26,9 @@ export interface LoadShedderOptions {
   now?: () => number;
 }
 
+/** How much the pass share grows after a window with fewer refusals than the target. */
+const OPEN_STEP = 1.25;
+
 interface AppWindow {
   /** Current shed share. */
   p: number;
@@ -91,20 +94,27 @@ export class LoadShedder {
     return w;
   }
 
-  /** Closes the window when its time is up: a new p from its counts, or halved when it was too quiet. */
+  /**
+   * Closes the window when its time is up and sets the next share from its counts, in terms of the
+   * pass share q = 1 − p: toward the q that leaves `target` refused downstream, half the way in log
+   * terms (one window's refusals overstate the load after a flood and understate it after a cut, and
+   * the full step made p swing between ~0.45 and ~0.92 every three windows); when fewer than the
+   * target were refused, the models could take more, how much more is unknown, so q grows by
+   * OPEN_STEP a window; a quiet window doubles q, as the arrivals have dropped.
+   */
   private roll(app: string, w: AppWindow): void {
     const now = this.now();
     if (now - w.startMs < this.windowMs) return;
     const n = w.answered + w.refused;
+    let q = 1 - w.p;
     if (n >= this.minSamples) {
       const f = w.refused / n;
-      const next = 1 - ((1 - w.p) * (1 - f)) / (1 - this.target);
-      // Below the target the models could take more than they got, how much more is unknown: at
-      // least halve the share, so the edge opens up within a second or two once the overload ends.
-      w.p = Math.min(this.maxShed, Math.max(0, f < this.target ? Math.min(next, w.p / 2) : next));
+      const balanced = (q * (1 - f)) / (1 - this.target);
+      q = f >= this.target ? Math.sqrt(q * balanced) : Math.max(balanced, q * OPEN_STEP);
     } else {
-      w.p *= 0.5 ** Math.floor((now - w.startMs) / this.windowMs);
+      q *= 2 ** Math.floor((now - w.startMs) / this.windowMs);
     }
+    w.p = Math.min(this.maxShed, Math.max(0, 1 - q));
     if (w.p < 1e-3) {
       this.apps.delete(app); // back to normal; the next refusal starts a new window
       return;

@@ -19,33 +19,39 @@ describe('load shedder', () => {
     expect(s.probability('a')).to.equal(0);
   });
 
-  it('load shedder - sets the share once per window so that about the target share is refused downstream, per app', () => {
+  it('load shedder - sets the share once per window, half the way (in log terms) to where about the target share is refused downstream, per app', () => {
     const c = clock();
-    const s = new LoadShedder({ target: 0.05, windowMs: 200, random: () => 0.3, now: c.now });
-    // Half of what got through was refused: the models take half; shed 1 − 0.5 / 0.95 of the arrivals.
+    const s = new LoadShedder({ target: 0.05, windowMs: 200, random: () => 0.2, now: c.now });
+    // Half of what got through was refused: letting 0.5 / 0.95 through would leave 5 % refused; the
+    // share moves half the way there, to a pass share of √(1 · 0.5 / 0.95).
     record(s, 'a', 50, 50);
     expect(s.probability('a')).to.equal(0); // the window is still open
     c.advance(200);
-    expect(s.probability('a')).to.be.closeTo(1 - 0.5 / 0.95, 1e-9);
+    const p1 = s.probability('a');
+    expect(p1).to.be.closeTo(1 - Math.sqrt(0.5 / 0.95), 1e-9);
     expect(s.shouldShed('a')).to.equal(true);
     expect(s.shouldShed('b')).to.equal(false);
     // At that share the models refuse only the target share: it holds.
     record(s, 'a', 95, 5);
     c.advance(200);
-    expect(s.probability('a')).to.be.closeTo(1 - 0.5 / 0.95, 1e-9);
+    expect(s.probability('a')).to.be.closeTo(p1, 1e-9);
+    // Still too many refused: half the way again.
+    record(s, 'a', 60, 40);
+    c.advance(200);
+    expect(s.probability('a')).to.be.closeTo(1 - Math.sqrt((1 - p1) * ((1 - p1) * 0.6) / 0.95), 1e-9);
   });
 
-  it('load shedder - a window without refusals lets more through, and the app is forgotten once nothing is shed', () => {
+  it('load shedder - a window without refusals lets a quarter more through, and the app is forgotten once nothing is shed', () => {
     const c = clock();
     const s = new LoadShedder({ target: 0.05, windowMs: 100, now: c.now });
-    record(s, 'a', 50, 50);
+    record(s, 'a', 10, 90);
     c.advance(100);
     const p1 = s.probability('a');
     record(s, 'a', 100, 0);
     c.advance(100);
     const p2 = s.probability('a');
-    expect(p2).to.be.closeTo(Math.min(1 - (1 - p1) / 0.95, p1 / 2), 1e-9);
-    expect(p2).to.be.lessThan(p1);
+    // Not halved (p 0.68 → 0.34 would let twice as many through at once): the pass share grows by 1.25.
+    expect(1 - p2).to.be.closeTo((1 - p1) * 1.25, 1e-9);
     for (let i = 0; i < 30 && s.probability('a') > 0; i++) {
       record(s, 'a', 100, 0);
       c.advance(100);
@@ -61,15 +67,16 @@ describe('load shedder', () => {
     expect(s.probability('a')).to.be.lessThan(0.03);
   });
 
-  it('load shedder - a quiet window halves the share instead of judging from too few queries', () => {
+  it('load shedder - a quiet window doubles the pass share instead of judging from too few queries', () => {
     const c = clock();
     const s = new LoadShedder({ target: 0, windowMs: 100, minSamples: 20, now: c.now });
-    record(s, 'a', 10, 30);
+    record(s, 'a', 1, 99);
     c.advance(100);
-    expect(s.probability('a')).to.be.closeTo(0.75, 1e-9);
+    const q1 = 1 - s.probability('a');
+    expect(q1).to.be.closeTo(Math.sqrt(0.01), 1e-9);
     s.refused('a'); // one refusal, far too few to judge by
-    c.advance(200);
-    expect(s.probability('a')).to.be.closeTo(0.75 / 4, 1e-9);
+    c.advance(200); // two windows
+    expect(1 - s.probability('a')).to.be.closeTo(q1 * 4, 1e-9);
   });
 
   it('load shedder - never sheds more than its cap, never less than nothing', () => {
