@@ -448,10 +448,15 @@ export class Scheduler implements Actor {
     return fastest;
   }
 
-  /** A queued task with no more time left than this (ms) cannot finish before its deadline even if started now. */
+  /**
+   * A queued task with no more time left than this (ms) is not expected to finish before its deadline
+   * even if started now: the fastest fresh estimate of a batch of one, plus the lateness margin that
+   * admission keeps in hand (a batch that only just fits by the estimate ran late about half the time:
+   * under overload those were the default answers that remained).
+   */
   private hopelessWithinMs(now: number): number {
     const ms = this.fastestBatchMs(now);
-    return Number.isFinite(ms) ? ms : 0;
+    return Number.isFinite(ms) ? ms + this.lateness.ms : 0;
   }
 
   private formBatches(): void {
@@ -459,8 +464,9 @@ export class Scheduler implements Actor {
     this.delayTimer = undefined;
     for (;;) {
       const now = Date.now();
-      const hopelessMs = this.hopelessWithinMs(now);
-      for (const t of this.queue.popExpired(now + hopelessMs)) this.dropQueued(t, performance.now() + hopelessMs, now);
+      // Dropped undone, a task would at best have been done after the fastest batch of one.
+      const fastestMs = this.fastestBatchMs(now);
+      for (const t of this.queue.popExpired(now + this.hopelessWithinMs(now))) this.dropQueued(t, performance.now() + (Number.isFinite(fastestMs) ? fastestMs : 0), now);
       const head = this.queue.peek();
       if (!head) return;
       const replica = this.pickReplica();
@@ -477,8 +483,10 @@ export class Scheduler implements Actor {
       // A stale estimate is not trusted: the batch goes as it is, and its latency renews the estimate.
       const fresh = now - replica.lastBatchUnixMs <= ESTIMATE_FRESH_MS;
       const latencyMs = (size: number): number => (fresh ? (replica.latency.estimateUs(size) ?? 0) / 1000 : 0);
-      // Skip work that cannot finish before its deadline even in a batch of its own on this replica.
-      if (head.deadlineUnixMs <= now + latencyMs(1)) {
+      const marginMs = fresh ? this.lateness.ms : 0;
+      // Skip work that is not expected to finish before its deadline even in a batch of its own on
+      // this replica, the lateness margin included.
+      if (head.deadlineUnixMs <= now + latencyMs(1) + marginMs) {
         this.queue.pop();
         this.dropQueued(head, performance.now() + latencyMs(1), now);
         continue;
@@ -486,7 +494,7 @@ export class Scheduler implements Actor {
       // The head has the tightest deadline (EDF): the batch is as big as the sizer allows and as the
       // head can wait for, and every task behind it, due later, fits too.
       let size = Math.min(max, this.queue.size);
-      while (size > 1 && head.deadlineUnixMs <= now + latencyMs(size)) size--;
+      while (size > 1 && head.deadlineUnixMs <= now + latencyMs(size) + marginMs) size--;
       const tasks: PendingTask[] = [];
       while (tasks.length < size) tasks.push(this.queue.pop()!);
       this.dispatch(replica, tasks);
