@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { runOpenLoop, type Outcome } from '../../loadtest/open-loop.js';
+import { httpSender, runOpenLoop, type Outcome } from '../../loadtest/open-loop.js';
 import { niceTicks } from '../../loadtest/plot.js';
 import { remoteGenerator } from '../../loadtest/step-runner.js';
 
@@ -51,6 +51,37 @@ describe('load generator', () => {
       g.release();
     } finally {
       await g.close();
+      server.close();
+    }
+  });
+
+  it('load generator - the HTTP sender tells model answers, defaults (with their explanation), errors and timeouts apart, and stamps X-Request-Start when asked', async () => {
+    const stamps: (string | undefined)[] = [];
+    const server = http.createServer((req, res) => {
+      stamps.push(req.headers['x-request-start'] as string | undefined);
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/ok') res.writeHead(200).end('{"output":1,"default":false}');
+        else if (req.url === '/default') res.writeHead(200).end('{"output":0,"default":true,"default_explanation":"m:1: no answer before the deadline"}');
+        else if (req.url === '/bad') res.writeHead(400).end('{}');
+        // '/slow': never answered
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const senders = ['/ok', '/default', '/bad', '/slow'].map((p) => httpSender(base, p, '{"input":[1]}', { agentSockets: 2, timeoutMs: 300 }));
+    const why: string[] = [];
+    senders[1]!.onDefault = (e) => why.push(e);
+    try {
+      senders[0]!.stampStart = true;
+      expect(await senders[0]!(1_700_000_000_000.5)).to.equal('ok');
+      expect(stamps[0]).to.equal('t=1700000000000.500');
+      expect(await Promise.all(senders.slice(1).map((s) => s(Date.now())))).to.deep.equal(['default', 'error', 'timeout']);
+      expect(stamps.slice(1)).to.deep.equal([undefined, undefined, undefined]);
+      expect(why).to.deep.equal(['m:1: no answer before the deadline']);
+    } finally {
+      for (const s of senders) s.close();
+      server.closeAllConnections();
       server.close();
     }
   });
