@@ -24,7 +24,7 @@ export interface BatchingOptions {
   startRate: number;
   /** Which sweeps to run, of peer, batch1, aimd, aimd-nats. */
   targets: readonly string[];
-  /** Sockets of the HTTP client's keep-alive agent. */
+  /** Keep-alive connections of the HTTP client. */
   sockets: number;
 }
 

@@ -166,8 +166,9 @@ export function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
 // ---- senders ---------------------------------------------------------------------------------------
 
 export interface HttpSenderOptions {
-  /** Sockets of the keep-alive agent (requests beyond it wait for a socket). */
+  /** Keep-alive connections of the pool (requests beyond them wait for a free one). */
   agentSockets?: number;
+  /** Time a request may take in all, its wait for a free connection included (default 10 s). */
   timeoutMs?: number;
   /**
    * Stamp each request `X-Request-Start: t=<scheduled Unix ms>`, as a load balancer would, so the
@@ -177,7 +178,10 @@ export interface HttpSenderOptions {
   stampStart?: boolean;
 }
 
-/** An HTTP sender: `close` ends it, `release` closes its idle keep-alive sockets (it can go on after). */
+/**
+ * An HTTP sender: `close` ends it; `release` moves it to fresh connections and closes the old ones once
+ * their requests are done (it can go on after).
+ */
 export type ClosableSend = Send & {
   close(): void;
   release(): void;
@@ -195,8 +199,10 @@ export type ClosableSend = Send & {
 export function httpSender(baseUrl: string, path: string, body: string | (() => string), opts: HttpSenderOptions = {}): ClosableSend {
   const url = new URL(path, baseUrl);
   const timeoutMs = opts.timeoutMs ?? 10_000;
-  const newPool = (): Pool => new Pool(url.origin, { connections: opts.agentSockets ?? 256, pipelining: 1, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const newPool = (): Pool => new Pool(url.origin, { connections: opts.agentSockets ?? 256, pipelining: 1 });
   let pool = newPool();
+  /** Pools replaced by `release`, closing once their requests are done; `close` ends them at once. */
+  const closing = new Set<Pool>();
   const fixed = typeof body === 'string' ? Buffer.from(body) : undefined;
   const requestPath = url.pathname + url.search;
   const send = async (scheduledUnixMs: number): Promise<Outcome> => {
@@ -205,7 +211,8 @@ export function httpSender(baseUrl: string, path: string, body: string | (() => 
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (sender.stampStart) headers[REQUEST_START_HEADER] = `t=${scheduledUnixMs.toFixed(3)}`;
     try {
-      const res = await pool.request({ path: requestPath, method: 'POST', headers, body: payload });
+      // The timeout covers the whole request, its wait for a free connection included.
+      const res = await pool.request({ path: requestPath, method: 'POST', headers, body: payload, signal: AbortSignal.timeout(timeoutMs) });
       if (res.statusCode !== 200) {
         await res.body.dump();
         return res.statusCode === 429 || res.statusCode === 503 ? 'rejected' : 'error';
@@ -215,16 +222,21 @@ export function httpSender(baseUrl: string, path: string, body: string | (() => 
       if (outcome === 'default' && sender.onDefault) sender.onDefault(explanationOf(text));
       return outcome;
     } catch (err) {
-      return err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError ? 'timeout' : 'error';
+      const timedOut = (err as Error).name === 'TimeoutError' || err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError;
+      return timedOut ? 'timeout' : 'error';
     }
   };
   const sender: ClosableSend = Object.assign(send, {
-    close: () => void pool.destroy().catch(() => undefined),
-    // A fresh pool; the old one closes its sockets once its requests are done.
+    close: () => {
+      for (const p of [pool, ...closing]) void p.destroy().catch(() => undefined);
+      closing.clear();
+    },
+    // A fresh pool for what follows; the old one closes its sockets once its requests are done.
     release: () => {
       const old = pool;
       pool = newPool();
-      void old.close().catch(() => undefined);
+      closing.add(old);
+      void old.close().catch(() => undefined).finally(() => closing.delete(old));
     },
     stampStart: opts.stampStart ?? false,
   });

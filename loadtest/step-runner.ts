@@ -3,8 +3,8 @@
  * share no heap, event loop or code paths. With one shared generator process each target did worse
  * the more targets took turns with it (AIMD over NATS: 1884/s swept alone, 959–1511/s in full runs;
  * 1873 and 2272/s in the first two full runs with a process per target). The parent sends `{init}`
- * once, then `{step}` messages, each answered with the step's OpenLoopResult, and `{release}` to close
- * idle HTTP sockets.
+ * once, then `{step}` messages, each answered with the step's OpenLoopResult, and `{release}` to move
+ * to fresh HTTP connections (the old ones close once their requests are done).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';

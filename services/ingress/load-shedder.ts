@@ -3,9 +3,10 @@
  * still parses, validates and forwards costs CPU that the models' replicas need. The shedder refuses
  * a share p of an app's new queries before their body is parsed, and sets p once per window from what
  * happened to the queries it let through: if a share f of them was refused downstream, the models took
- * (1 − f)(1 − p) of the arrivals, so letting through (1 − f)(1 − p) / (1 − target) of them leaves about
- * `target` to be refused downstream. A window with fewer refusals than that at least halves p, so
- * the share follows the load down as fast as up.
+ * (1 − f)(1 − p) of the arrivals, so letting through (1 − f)(1 − p) / (1 − target) of them would leave
+ * about `target` to be refused downstream. The pass share 1 − p moves half the way there (in log
+ * terms), at most halving in one window; after a window with fewer refusals than the target it grows
+ * by a quarter, though p at most halves (`roll`).
  *
  * *Why per window and not per refusal:* on a busy machine refusals come in bursts (a replica stalls for
  * a few ms, a dozen tasks are refused); raising p on each refusal turned one such burst into shedding
@@ -26,7 +27,7 @@ export interface LoadShedderOptions {
   now?: () => number;
 }
 
-/** How much the pass share grows after a window with fewer refusals than the target. */
+/** How much the pass share grows at least after a window with fewer refusals than the target. */
 const OPEN_STEP = 1.25;
 
 interface AppWindow {
@@ -54,6 +55,8 @@ export class LoadShedder {
     this.random = opts.random ?? Math.random;
     this.now = opts.now ?? Date.now;
     if (!(this.target >= 0 && this.target < 1)) throw new RangeError(`target must be in [0, 1), got ${this.target}`);
+    // Shedding everything would forward nothing to learn from: the share could never come down.
+    if (!(this.maxShed >= 0 && this.maxShed < 1)) throw new RangeError(`maxShed must be in [0, 1), got ${this.maxShed}`);
   }
 
   /** Current shed share of an app (0 when not overloaded). */
@@ -96,11 +99,13 @@ export class LoadShedder {
 
   /**
    * Closes the window when its time is up and sets the next share from its counts, in terms of the
-   * pass share q = 1 − p: toward the q that leaves `target` refused downstream, half the way in log
-   * terms (one window's refusals overstate the load after a flood and understate it after a cut, and
-   * the full step made p swing between ~0.45 and ~0.92 every three windows); when fewer than the
-   * target were refused, the models could take more, how much more is unknown, so q grows by
-   * OPEN_STEP a window; a quiet window doubles q, as the arrivals have dropped.
+   * pass share q = 1 − p. With refusals at or over the target: half the way (in log terms) toward the
+   * q that leaves `target` refused downstream, at most halving q (one window's refusals overstate the
+   * load after a flood and understate it after a cut: the full step made p swing between ~0.45 and
+   * ~0.92 every three windows at 2× capacity, and a window of nothing but refusals would have sent p to
+   * its cap at once). Under the target the models could take more, how much more is unknown: q grows
+   * by OPEN_STEP, but p at most halves (at a small p a quarter more would stop shedding at once, and
+   * the next window would bring the whole excess). A quiet window doubles q: the arrivals have dropped.
    */
   private roll(app: string, w: AppWindow): void {
     const now = this.now();
@@ -110,9 +115,11 @@ export class LoadShedder {
     if (n >= this.minSamples) {
       const f = w.refused / n;
       const balanced = (q * (1 - f)) / (1 - this.target);
-      q = f >= this.target ? Math.sqrt(q * balanced) : Math.max(balanced, q * OPEN_STEP);
+      q = w.refused > 0 && f >= this.target
+        ? Math.sqrt(q * Math.max(balanced, q / 4))
+        : Math.min(Math.max(balanced, q * OPEN_STEP), 1 - w.p / 2);
     } else {
-      q *= 2 ** Math.floor((now - w.startMs) / this.windowMs);
+      q *= 2 ** Math.min(10, Math.floor((now - w.startMs) / this.windowMs));
     }
     w.p = Math.min(this.maxShed, Math.max(0, 1 - q));
     if (w.p < 1e-3) {

@@ -4,8 +4,9 @@
  * gets a batch only when its previous one is done) the scheduler forms the next batch: as many
  * tasks as that replica's BatchSizer allows (fixed, AIMD or quantile regression: Clipper §4.3),
  * optionally waiting a little for a fuller batch (delayed batching) and no bigger than its most
- * urgent task can wait for. A task that can no longer finish before its deadline is dropped as soon
- * as that is known: refused as overload when waiting cost it its deadline, else answered "expired".
+ * urgent task can wait for. A task that is no longer expected to finish before its deadline (with
+ * other tasks waiting, a lateness margin included) is dropped as soon as that is known: refused as
+ * overload when waiting cost it its deadline, else answered "expired".
  * The worker answers each task's requester directly. Admission is
  * deadline-aware: a task that would miss its deadline in the queue, or that finds the queue full, is
  * refused at once with a retryable error instead of timing out later. A replica that misses
@@ -120,7 +121,7 @@ export class Scheduler implements Actor {
   /** Counters for stats and tests. */
   readonly counters = { tasks: 0, batches: 0, expired: 0, rejected: 0, requeued: 0, replicas_dropped: 0, overrun: 0 };
   private readonly metrics: SchedulerMetrics;
-  /** How late tasks finish against admission's prediction (P95): admission keeps this in hand. */
+  /** How late tasks finish against admission's prediction (P98): admission, drops and batch cuts keep this in hand. */
   private readonly lateness = new LatenessQuantile();
   /** Lateness of the admitted tasks the current pump dropped undone, learnt as one batch when it ends. */
   private readonly droppedLateness: number[] = [];
@@ -309,7 +310,7 @@ export class Scheduler implements Actor {
     const now = Date.now();
     // Arriving too late to be served means a backlog upstream (in front of the ingress, a busy ingress,
     // policy shard or NATS).
-    if (task.deadlineUnixMs <= now + this.hopelessWithinMs(now)) {
+    if (task.deadlineUnixMs <= now + this.hopelessWithinMs(now, false)) {
       const left = Math.round(task.deadlineUnixMs - now);
       this.dropUnserved(task, `reached ${this.config.model}:${this.config.version} ${left > 0 ? `with ${left} ms left` : `${-left} ms after its deadline`}`);
       return;
@@ -417,20 +418,24 @@ export class Scheduler implements Actor {
    * default output. (A code of its own: a policy's fan-out limiter does not drop a model for it, since
    * a model slower than the gap between queries can lose a task this way at light load too.) A task
    * its model is too slow for expires (default output): retrying would not help. The model's speed is
-   * any replica's estimate, fresh or not; with none yet only a task that had no time at all expires.
+   * any replica's estimate, fresh or not, with the lateness margin; with none yet only a task that had
+   * no time at all expires.
    */
   private dropUnserved(t: PendingTask, what: string): void {
     const hadMs = t.budgetMs ?? t.deadlineUnixMs - t.enqueuedUnixMs;
     const fastest = this.fastestBatchMs();
-    const tooSlow = Number.isFinite(fastest) ? fastest >= hadMs : hadMs <= 0;
+    const tooSlow = Number.isFinite(fastest) ? fastest + this.lateness.ms >= hadMs : hadMs <= 0;
     const model = `${this.config.model}:${this.config.version}`;
     if (tooSlow) this.expire(t, `query ${t.queryId} ${what}: ${model} is too slow to serve it in the ${Math.max(0, Math.round(hadMs))} ms it had`);
     else this.reject(t, ClipperError.withoutStack('CLIPPER_ERR_BACKLOGGED', `query ${t.queryId} ${what}, too late to finish before its deadline`));
   }
 
-  /** An admitted task leaves the queue undone; it would have been done at `doneMs` (performance.now()), which teaches the lateness margin. */
-  private dropQueued(t: PendingTask, doneMs: number, now: number): void {
-    if (t.predictedDoneMs !== undefined) this.droppedLateness.push(doneMs - t.predictedDoneMs);
+  /**
+   * An admitted task leaves the queue undone. It counts as done at its deadline (performance.now()
+   * clock) for the lateness margin: it was dropped for not being expected to finish before it.
+   */
+  private dropQueued(t: PendingTask, now: number): void {
+    if (t.predictedDoneMs !== undefined) this.droppedLateness.push(performance.now() + (t.deadlineUnixMs - now) - t.predictedDoneMs);
     this.dropUnserved(t, `waited ${now - t.enqueuedUnixMs} ms in the queue of ${this.config.model}:${this.config.version}`);
   }
 
@@ -450,13 +455,14 @@ export class Scheduler implements Actor {
 
   /**
    * A queued task with no more time left than this (ms) is not expected to finish before its deadline
-   * even if started now: the fastest fresh estimate of a batch of one, plus the lateness margin that
-   * admission keeps in hand (a batch that only just fits by the estimate ran late about half the time:
-   * under overload those were the default answers that remained).
+   * even if started now: the fastest fresh estimate of a batch of one, plus, when `contended` (other
+   * tasks wait too), the lateness margin that admission keeps in hand. Under overload a batch that only
+   * just fit by the estimate ran late about half the time: those were the default answers that
+   * remained, and the time they took was other tasks'. A task alone is still tried on the estimate.
    */
-  private hopelessWithinMs(now: number): number {
+  private hopelessWithinMs(now: number, contended: boolean): number {
     const ms = this.fastestBatchMs(now);
-    return Number.isFinite(ms) ? ms + this.lateness.ms : 0;
+    return Number.isFinite(ms) ? ms + (contended ? this.lateness.ms : 0) : 0;
   }
 
   private formBatches(): void {
@@ -464,9 +470,7 @@ export class Scheduler implements Actor {
     this.delayTimer = undefined;
     for (;;) {
       const now = Date.now();
-      // Dropped undone, a task would at best have been done after the fastest batch of one.
-      const fastestMs = this.fastestBatchMs(now);
-      for (const t of this.queue.popExpired(now + this.hopelessWithinMs(now))) this.dropQueued(t, performance.now() + (Number.isFinite(fastestMs) ? fastestMs : 0), now);
+      for (const t of this.queue.popExpired(now + this.hopelessWithinMs(now, this.queue.size > 1))) this.dropQueued(t, now);
       const head = this.queue.peek();
       if (!head) return;
       const replica = this.pickReplica();
@@ -483,12 +487,12 @@ export class Scheduler implements Actor {
       // A stale estimate is not trusted: the batch goes as it is, and its latency renews the estimate.
       const fresh = now - replica.lastBatchUnixMs <= ESTIMATE_FRESH_MS;
       const latencyMs = (size: number): number => (fresh ? (replica.latency.estimateUs(size) ?? 0) / 1000 : 0);
-      const marginMs = fresh ? this.lateness.ms : 0;
+      const marginMs = fresh && this.queue.size > 1 ? this.lateness.ms : 0;
       // Skip work that is not expected to finish before its deadline even in a batch of its own on
-      // this replica, the lateness margin included.
+      // this replica (with others waiting, the lateness margin included).
       if (head.deadlineUnixMs <= now + latencyMs(1) + marginMs) {
         this.queue.pop();
-        this.dropQueued(head, performance.now() + latencyMs(1), now);
+        this.dropQueued(head, now);
         continue;
       }
       // The head has the tightest deadline (EDF): the batch is as big as the sizer allows and as the
@@ -512,14 +516,15 @@ export class Scheduler implements Actor {
   }
 
   /**
-   * With work queued but no capacity, wake when the earliest-deadline task can no longer finish in
-   * time (hopelessWithinMs before its deadline), to answer it then rather than at its deadline.
+   * With work queued but no capacity, wake when the earliest-deadline task is no longer expected to
+   * finish in time (hopelessWithinMs before its deadline), to answer it then rather than at its
+   * deadline.
    */
   private armExpiry(): void {
     const head = this.queue.peek();
     if (!head) return;
     const now = Date.now();
-    const at = head.deadlineUnixMs - this.hopelessWithinMs(now);
+    const at = head.deadlineUnixMs - this.hopelessWithinMs(now, this.queue.size > 1);
     if (at >= this.expiryAt) return;
     clearTimeout(this.expiryTimer);
     this.expiryAt = at;

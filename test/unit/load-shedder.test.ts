@@ -67,34 +67,60 @@ describe('load shedder', () => {
     expect(s.probability('a')).to.be.lessThan(0.03);
   });
 
-  it('load shedder - a quiet window doubles the pass share instead of judging from too few queries', () => {
+  it('load shedder - a window of nothing but refusals at most halves the pass share, and a quiet window doubles it instead of judging from too few queries', () => {
     const c = clock();
     const s = new LoadShedder({ target: 0, windowMs: 100, minSamples: 20, now: c.now });
-    record(s, 'a', 1, 99);
-    c.advance(100);
-    const q1 = 1 - s.probability('a');
-    expect(q1).to.be.closeTo(Math.sqrt(0.01), 1e-9);
+    for (const q of [0.5, 0.25, 0.125]) {
+      record(s, 'a', 0, 100);
+      c.advance(100);
+      expect(1 - s.probability('a')).to.be.closeTo(q, 1e-9);
+    }
     s.refused('a'); // one refusal, far too few to judge by
     c.advance(200); // two windows
-    expect(1 - s.probability('a')).to.be.closeTo(q1 * 4, 1e-9);
+    expect(1 - s.probability('a')).to.be.closeTo(0.5, 1e-9);
   });
 
-  it('load shedder - never sheds more than its cap, never less than nothing', () => {
+  it('load shedder - near the end of an overload the share at most halves per window, and with a target of 0 a window without refusals opens too', () => {
+    const c = clock();
+    const s = new LoadShedder({ target: 0.05, windowMs: 100, now: c.now });
+    record(s, 'a', 80, 20); // f = 0.2: p = 1 − √(0.8 / 0.95) ≈ 0.082
+    c.advance(100);
+    const p1 = s.probability('a');
+    expect(p1).to.be.closeTo(1 - Math.sqrt(0.8 / 0.95), 1e-9);
+    record(s, 'a', 100, 0); // a quarter more would be p = 0; it halves instead
+    c.advance(100);
+    expect(s.probability('a')).to.be.closeTo(p1 / 2, 1e-9);
+    const z = new LoadShedder({ target: 0, windowMs: 100, now: c.now });
+    record(z, 'a', 50, 50);
+    c.advance(100);
+    const pz = z.probability('a');
+    record(z, 'a', 100, 0);
+    c.advance(100);
+    expect(z.probability('a')).to.be.lessThan(pz);
+  });
+
+  it('load shedder - never sheds more than its cap, never less than nothing, and moves by at most a halving of the pass share (closing) or of the share (opening) per window', () => {
     fc.assert(fc.property(fc.array(fc.tuple(fc.nat(200), fc.nat(200)), { minLength: 1, maxLength: 30 }), (windows) => {
       const c = clock();
       const s = new LoadShedder({ maxShed: 0.8, now: c.now });
+      let prev = 0;
       for (const [answered, refused] of windows) {
         record(s, 'a', answered, refused);
         c.advance(200);
         const p = s.probability('a');
         expect(p).to.be.at.least(0);
         expect(p).to.be.at.most(0.8);
+        expect(1 - p).to.be.at.least((1 - prev) / 2 - 1e-12);
+        // (A quiet window, under minSamples, doubles the pass share: the arrivals have dropped.)
+        if (p > 0 && answered + refused >= 20) expect(p).to.be.at.least(prev / 2 - 1e-12);
+        prev = p;
       }
     }));
   });
 
-  it('load shedder - refuses a target outside [0, 1)', () => {
+  it('load shedder - refuses a target or a cap outside [0, 1)', () => {
     expect(() => new LoadShedder({ target: 1 })).to.throw(RangeError);
     expect(() => new LoadShedder({ target: -0.1 })).to.throw(RangeError);
+    expect(() => new LoadShedder({ maxShed: 1 })).to.throw(RangeError);
   });
 });
