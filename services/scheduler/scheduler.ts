@@ -463,9 +463,8 @@ export class Scheduler implements Actor {
    * just fit by the estimate ran late about half the time: those were the default answers that
    * remained, and the time they took was other tasks'. A task alone is still tried on the estimate.
    */
-  private hopelessWithinMs(now: number, contended: boolean): number {
-    const ms = this.fastestBatchMs(now);
-    return Number.isFinite(ms) ? ms + (contended ? this.lateness.ms : 0) : 0;
+  private hopelessWithinMs(now: number, contended: boolean, fastestMs = this.fastestBatchMs(now)): number {
+    return Number.isFinite(fastestMs) ? fastestMs + (contended ? this.lateness.ms : 0) : 0;
   }
 
   private formBatches(): void {
@@ -475,7 +474,7 @@ export class Scheduler implements Actor {
       const now = Date.now();
       const fastestMs = this.fastestBatchMs(now);
       const earliestDoneMs = performance.now() + (Number.isFinite(fastestMs) ? fastestMs : 0);
-      for (const t of this.queue.popExpired(now + this.hopelessWithinMs(now, this.queue.size > 1))) this.dropQueued(t, earliestDoneMs, now);
+      for (const t of this.queue.popExpired(now + this.hopelessWithinMs(now, this.queue.size > 1, fastestMs))) this.dropQueued(t, earliestDoneMs, now);
       const head = this.queue.peek();
       if (!head) return;
       const replica = this.pickReplica();

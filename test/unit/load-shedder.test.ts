@@ -11,6 +11,12 @@ describe('load shedder', () => {
     for (let i = 0; i < refused; i++) s.refused(app);
     for (let i = 0; i < answered; i++) s.answered(app);
   };
+  /** One window of app 'a': its answers and refusals, then `ms` later the share it left. */
+  const windowOf = (s: LoadShedder, c: ReturnType<typeof clock>, answered: number, refused: number, ms: number): number => {
+    record(s, 'a', answered, refused);
+    c.advance(ms);
+    return s.probability('a');
+  };
 
   it('load shedder - sheds nothing until a model refuses work, and answers alone change nothing', () => {
     const s = new LoadShedder({ random: () => 0 });
@@ -32,49 +38,34 @@ describe('load shedder', () => {
     expect(s.shouldShed('a')).to.equal(true);
     expect(s.shouldShed('b')).to.equal(false);
     // At that share the models refuse only the target share: it holds.
-    record(s, 'a', 95, 5);
-    c.advance(200);
-    expect(s.probability('a')).to.be.closeTo(p1, 1e-9);
+    expect(windowOf(s, c, 95, 5, 200)).to.be.closeTo(p1, 1e-9);
     // Still too many refused: half the way again.
-    record(s, 'a', 60, 40);
-    c.advance(200);
-    expect(s.probability('a')).to.be.closeTo(1 - Math.sqrt((1 - p1) * ((1 - p1) * 0.6) / 0.95), 1e-9);
+    expect(windowOf(s, c, 60, 40, 200)).to.be.closeTo(1 - Math.sqrt((1 - p1) * ((1 - p1) * 0.6) / 0.95), 1e-9);
   });
 
   it('load shedder - a window without refusals lets a quarter more through, and the app is forgotten once nothing is shed', () => {
     const c = clock();
     const s = new LoadShedder({ target: 0.05, windowMs: 100, now: c.now });
-    record(s, 'a', 10, 90);
-    c.advance(100);
-    const p1 = s.probability('a');
-    record(s, 'a', 100, 0);
-    c.advance(100);
-    const p2 = s.probability('a');
-    // Not halved (p 0.68 → 0.34 would let twice as many through at once): the pass share grows by 1.25.
+    const p1 = windowOf(s, c, 10, 90, 100);
+    const p2 = windowOf(s, c, 100, 0, 100);
+    // Not halved (p 0.5 → 0.25 would let half as many again through at once): the pass share grows by 1.25.
     expect(1 - p2).to.be.closeTo((1 - p1) * 1.25, 1e-9);
-    for (let i = 0; i < 30 && s.probability('a') > 0; i++) {
-      record(s, 'a', 100, 0);
-      c.advance(100);
-    }
-    expect(s.probability('a')).to.equal(0);
+    let p = p2;
+    for (let i = 0; i < 30 && p > 0; i++) p = windowOf(s, c, 100, 0, 100);
+    expect(p).to.equal(0);
   });
 
   it('load shedder - a short burst of refusals among many answers sheds little', () => {
     const c = clock();
     const s = new LoadShedder({ now: c.now });
-    record(s, 'a', 280, 20); // 20 refusals in one 200 ms window at 1500/s
-    c.advance(200);
-    expect(s.probability('a')).to.be.lessThan(0.03);
+    // 20 refusals in one 200 ms window at 1500/s
+    expect(windowOf(s, c, 280, 20, 200)).to.be.lessThan(0.03);
   });
 
   it('load shedder - a window of nothing but refusals at most halves the pass share, and a quiet window doubles it instead of judging from too few queries', () => {
     const c = clock();
     const s = new LoadShedder({ target: 0, windowMs: 100, minSamples: 20, now: c.now });
-    for (const q of [0.5, 0.25, 0.125]) {
-      record(s, 'a', 0, 100);
-      c.advance(100);
-      expect(1 - s.probability('a')).to.be.closeTo(q, 1e-9);
-    }
+    for (const q of [0.5, 0.25, 0.125]) expect(1 - windowOf(s, c, 0, 100, 100)).to.be.closeTo(q, 1e-9);
     s.refused('a'); // one refusal, far too few to judge by
     c.advance(200); // two windows
     expect(1 - s.probability('a')).to.be.closeTo(0.5, 1e-9);
@@ -83,20 +74,13 @@ describe('load shedder', () => {
   it('load shedder - near the end of an overload the share at most halves per window, and with a target of 0 a window without refusals opens too', () => {
     const c = clock();
     const s = new LoadShedder({ target: 0.05, windowMs: 100, now: c.now });
-    record(s, 'a', 80, 20); // f = 0.2: p = 1 − √(0.8 / 0.95) ≈ 0.082
-    c.advance(100);
-    const p1 = s.probability('a');
+    const p1 = windowOf(s, c, 80, 20, 100); // f = 0.2: p = 1 − √(0.8 / 0.95) ≈ 0.082
     expect(p1).to.be.closeTo(1 - Math.sqrt(0.8 / 0.95), 1e-9);
-    record(s, 'a', 100, 0); // a quarter more would be p = 0; it halves instead
-    c.advance(100);
-    expect(s.probability('a')).to.be.closeTo(p1 / 2, 1e-9);
+    // A quarter more would be p = 0; it halves instead.
+    expect(windowOf(s, c, 100, 0, 100)).to.be.closeTo(p1 / 2, 1e-9);
     const z = new LoadShedder({ target: 0, windowMs: 100, now: c.now });
-    record(z, 'a', 50, 50);
-    c.advance(100);
-    const pz = z.probability('a');
-    record(z, 'a', 100, 0);
-    c.advance(100);
-    expect(z.probability('a')).to.be.lessThan(pz);
+    const pz = windowOf(z, c, 50, 50, 100);
+    expect(windowOf(z, c, 100, 0, 100)).to.be.lessThan(pz);
   });
 
   it('load shedder - never sheds more than its cap, never less than nothing, and moves by at most a halving of the pass share (closing) or of the share (opening) per window', () => {
@@ -105,9 +89,7 @@ describe('load shedder', () => {
       const s = new LoadShedder({ maxShed: 0.8, now: c.now });
       let prev = 0;
       for (const [answered, refused] of windows) {
-        record(s, 'a', answered, refused);
-        c.advance(200);
-        const p = s.probability('a');
+        const p = windowOf(s, c, answered, refused, 200);
         expect(p).to.be.at.least(0);
         expect(p).to.be.at.most(0.8);
         expect(1 - p).to.be.at.least((1 - prev) / 2 - 1e-12);
