@@ -100,6 +100,20 @@ export function completionMs(ahead: number, replicas: readonly ReplicaOutlook[])
 }
 
 /**
+ * How many tasks the next batch takes. The head of the EDF queue has the tightest deadline,
+ * `headSlackMs` from now, so the batch is as big as `limit` (the sizer's size, at most what is queued)
+ * and as the head can wait for: its estimated latency plus `marginMs` must end before that deadline;
+ * every task behind the head, due later, fits too. 0 when the head is not expected to make it even
+ * in a batch of its own: it is dropped instead.
+ */
+export function batchSizeFor(headSlackMs: number, limit: number, latencyMs: (size: number) => number, marginMs: number): number {
+  if (headSlackMs <= latencyMs(1) + marginMs) return 0;
+  let size = Math.max(1, Math.floor(limit));
+  while (size > 1 && headSlackMs <= latencyMs(size) + marginMs) size--;
+  return size;
+}
+
+/**
  * A high quantile of how late tasks finish against their predicted completion, in ms, tracked by
  * stochastic approximation: up by `stepMs`·q when a task is later than the current value, down by
  * `stepMs`·(1 − q) otherwise (each scaled by the task's weight: 1/n for the n tasks of a batch), so

@@ -26,7 +26,7 @@ import { checkTensor, type Tensor } from '../../shared/tensor.js';
 import type { BatchSizer } from './batch-sizer.js';
 import { createBatchSizer, type SizerKind } from './batch-sizers.js';
 import { SchedulerMetrics } from './scheduler-metrics.js';
-import { BatchLatencyModel, completionMs, LatenessQuantile, type ReplicaOutlook } from './completion-estimate.js';
+import { BatchLatencyModel, batchSizeFor, completionMs, LatenessQuantile, type ReplicaOutlook } from './completion-estimate.js';
 import { DeadlineQueue } from './deadline-queue.js';
 import type { SchedulerConfig } from './types.js';
 
@@ -491,18 +491,15 @@ export class Scheduler implements Actor {
       // A stale estimate is not trusted: the batch goes as it is, and its latency renews the estimate.
       const fresh = now - replica.lastBatchUnixMs <= ESTIMATE_FRESH_MS;
       const latencyMs = (size: number): number => (fresh ? (replica.latency.estimateUs(size) ?? 0) / 1000 : 0);
+      // With others waiting, the lateness margin counts too; a task alone is tried on the estimate.
       const marginMs = fresh && this.queue.size > 1 ? this.lateness.ms : 0;
-      // Skip work that is not expected to finish before its deadline even in a batch of its own on
-      // this replica (with others waiting, the lateness margin included).
-      if (head.deadlineUnixMs <= now + latencyMs(1) + marginMs) {
+      const size = batchSizeFor(head.deadlineUnixMs - now, Math.min(max, this.queue.size), latencyMs, marginMs);
+      if (size === 0) {
+        // Not expected to finish before its deadline even in a batch of its own on this replica.
         this.queue.pop();
         this.dropQueued(head, performance.now() + latencyMs(1), now);
         continue;
       }
-      // The head has the tightest deadline (EDF): the batch is as big as the sizer allows and as the
-      // head can wait for, and every task behind it, due later, fits too.
-      let size = Math.min(max, this.queue.size);
-      while (size > 1 && head.deadlineUnixMs <= now + latencyMs(size) + marginMs) size--;
       const tasks: PendingTask[] = [];
       while (tasks.length < size) tasks.push(this.queue.pop()!);
       this.dispatch(replica, tasks);

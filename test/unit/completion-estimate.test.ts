@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import { BatchLatencyModel, completionMs, LatenessQuantile, MIN_FIT_POINTS, type ReplicaOutlook } from '../../services/scheduler/completion-estimate.js';
+import { BatchLatencyModel, batchSizeFor, completionMs, LatenessQuantile, MIN_FIT_POINTS, type ReplicaOutlook } from '../../services/scheduler/completion-estimate.js';
 
 /** A replica whose batches take exactly a + b·size ms. */
 function line(a: number, b: number, batchSize: number, freeInMs = 0): ReplicaOutlook {
@@ -123,5 +123,32 @@ describe('completion estimate', () => {
     expect(q.ms).to.equal(0);
     expect(() => new LatenessQuantile(1)).to.throw(RangeError);
     expect(() => new LatenessQuantile(0.9, 0)).to.throw(RangeError);
+  });
+  it('completion estimate - batchSizeFor cuts the batch to what the head can wait for, the margin included, and gives 0 when the head cannot make it alone', () => {
+    const line = (size: number): number => 2 + 0.5 * size; // ms
+    // 10 ms left: 2 + 0.5·size < 10 for size ≤ 15; with a 3 ms margin, size ≤ 9.
+    expect(batchSizeFor(10, 20, line, 0)).to.equal(15);
+    expect(batchSizeFor(10, 20, line, 3)).to.equal(9);
+    // The sizer's limit (or the queue) caps it.
+    expect(batchSizeFor(10, 4, line, 3)).to.equal(4);
+    // 4 ms left: a batch of three fits by the estimate (3.5 ms), not even one with a 2 ms margin: dropped.
+    expect(batchSizeFor(4, 20, line, 0)).to.equal(3);
+    expect(batchSizeFor(4, 20, line, 2)).to.equal(0);
+    // Exactly at the deadline is too late.
+    expect(batchSizeFor(2.5, 20, line, 0)).to.equal(0);
+  });
+
+  it('completion estimate - batchSizeFor is the largest size within the limit whose latency plus margin ends before the head\'s deadline', () => {
+    fc.assert(fc.property(
+      fc.double({ min: 0, max: 50, noNaN: true }), fc.integer({ min: 1, max: 64 }), fc.double({ min: 0, max: 5, noNaN: true }),
+      fc.double({ min: 0, max: 2, noNaN: true }), fc.double({ min: 0, max: 10, noNaN: true }),
+      (slack, limit, a, b, margin) => {
+        const line = (size: number): number => a + b * size;
+        const size = batchSizeFor(slack, limit, line, margin);
+        const fits = (n: number): boolean => slack > line(n) + margin;
+        if (!fits(1)) return size === 0;
+        return size >= 1 && size <= limit && fits(size) && (size === limit || !fits(size + 1));
+      },
+    ));
   });
 });
