@@ -410,8 +410,8 @@ export class Scheduler implements Actor {
   }
 
   /**
-   * A task that will not be served: it reached this scheduler, or waited in its queue, until it could
-   * no longer finish before its deadline (`what` happened to it). If its model could have served it
+   * A task that will not be served: it reached this scheduler, or waited in its queue, until it was no
+   * longer expected to finish before its deadline (`what` happened to it). If its model could have served it
    * in the time it had in all (Task.budget_ms; without one, from its arrival here), a backlog here or
    * upstream took that time: that is overload, and the task is refused with the retryable
    * CLIPPER_ERR_BACKLOGGED, so that its client hears early that it may retry instead of getting a
