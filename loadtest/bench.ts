@@ -97,7 +97,7 @@ program
   .option('--factor <x>', 'offered load as a multiple of capacity', positiveNumber, 2)
   .option('--duration <s>', 'seconds of overload', positiveNumber, 20)
   .option('--sockets <n>', 'HTTP client sockets', positive, 256)
-  .option('--capacity <n>', 'take this capacity (requests/s) as given instead of searching for it', positiveNumber)
+  .option('--capacity <n>', 'take this capacity (requests/s) as given instead of searching for it (one unrecorded warm-up step at that rate instead)', positiveNumber)
   .option('--no-stamp-start', 'do not stamp the overload requests with X-Request-Start (the SLO clock then starts when the ingress reads them)')
   .action(async (o: { step: number; startRate: number; factor: number; duration: number; sockets: number; capacity?: number; stampStart: boolean }) => {
     const { result, plot } = await runOverload({ stepS: o.step, startRate: o.startRate, factor: o.factor, overloadS: o.duration, sockets: o.sockets, capacity: o.capacity, stampStart: o.stampStart });

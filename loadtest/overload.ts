@@ -55,6 +55,13 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     if (opts.capacity === undefined) {
       progress(`finding capacity: highest rate with P99 ≤ ${sloMs} ms`);
       sweep = await findMaxRate({ send, sloMs, startRate: opts.startRate, stepDurationS: opts.stepS, label: 'capacity' });
+    } else {
+      // The search warms the system up (the batch sizer's limit, the latency estimates, the JIT); a
+      // given capacity gets one step at that rate instead, not recorded. Without it the overload began
+      // cold: about half the offered rate taken for its first ~5 s (measured at --capacity 2200).
+      progress(`warming up: ${opts.capacity}/s for ${opts.stepS} s (not recorded)`);
+      const warm = await runOpenLoop({ send, rate: opts.capacity, durationS: opts.stepS, seed: 999, drainTimeoutMs: 30_000 });
+      progress(describeStep(toStep(warm, sloMs), 'warm-up'));
     }
     const capacity = sweep.max_qps;
     if (capacity <= 0) throw new Error('no rate met the SLO; capacity unknown');
