@@ -1,12 +1,12 @@
 /**
- * Load shedding at the edge. When an app's models refuse work (queue full), every query the ingress
+ * Load shedding at the edge. When an app's models refuse work (queue full, or backlogged), every query the ingress
  * still parses, validates and forwards costs CPU that the models' replicas need. The shedder refuses
  * a share p of an app's new queries before their body is parsed, and sets p once per window from what
  * happened to the queries it let through: if a share f of them was refused downstream, the models took
  * (1 − f)(1 − p) of the arrivals, so letting through (1 − f)(1 − p) / (1 − target) of them would leave
  * about `target` to be refused downstream. The pass share 1 − p moves half the way there (in log
  * terms), at most halving in one window; after a window with fewer refusals than the target it grows
- * by a quarter, though p at most halves (`roll`).
+ * by at least a quarter, though p at most halves (`roll`).
  *
  * *Why per window and not per refusal:* on a busy machine refusals come in bursts (a replica stalls for
  * a few ms, a dozen tasks are refused); raising p on each refusal turned one such burst into shedding
@@ -62,9 +62,7 @@ export class LoadShedder {
   /** Current shed share of an app (0 when not overloaded). */
   probability(app: string): number {
     const w = this.apps.get(app);
-    if (!w) return 0;
-    this.roll(app, w);
-    return w.p;
+    return w ? (this.roll(app, w)?.p ?? 0) : 0;
   }
 
   /** True when this query should be refused at once. */
@@ -75,17 +73,16 @@ export class LoadShedder {
 
   /** A query that got through was refused downstream because the model is overloaded. */
   refused(app: string): void {
-    const w = this.window(app);
-    this.roll(app, w);
-    w.refused++;
+    // A window that rolled back to normal is gone: the refusal opens a new one.
+    (this.roll(app, this.window(app)) ?? this.window(app)).refused++;
   }
 
   /** A query that got through was answered. */
   answered(app: string): void {
     const w = this.apps.get(app);
     if (!w) return; // never refused: nothing to track
-    this.roll(app, w);
-    w.answered++;
+    const live = this.roll(app, w);
+    if (live) live.answered++;
   }
 
   private window(app: string): AppWindow {
@@ -104,12 +101,14 @@ export class LoadShedder {
    * load after a flood and understate it after a cut: the full step made p swing between ~0.45 and
    * ~0.92 every three windows at 2× capacity, and a window of nothing but refusals would have sent p to
    * its cap at once). Under the target the models could take more, how much more is unknown: q grows
-   * by OPEN_STEP, but p at most halves (at a small p a quarter more would stop shedding at once, and
-   * the next window would bring the whole excess). A quiet window doubles q: the arrivals have dropped.
+   * to the balance, or by OPEN_STEP if that is more, but p at most halves (at a small p a quarter more
+   * would stop shedding at once, and the next window would bring the whole excess). A quiet window
+   * doubles q: the arrivals have dropped. Returns the app's window, or undefined once it is back to
+   * normal and forgotten.
    */
-  private roll(app: string, w: AppWindow): void {
+  private roll(app: string, w: AppWindow): AppWindow | undefined {
     const now = this.now();
-    if (now - w.startMs < this.windowMs) return;
+    if (now - w.startMs < this.windowMs) return w;
     const n = w.answered + w.refused;
     let q = 1 - w.p;
     if (n >= this.minSamples) {
@@ -124,10 +123,11 @@ export class LoadShedder {
     w.p = Math.min(this.maxShed, Math.max(0, 1 - q));
     if (w.p < 1e-3) {
       this.apps.delete(app); // back to normal; the next refusal starts a new window
-      return;
+      return undefined;
     }
     w.startMs = now;
     w.answered = 0;
     w.refused = 0;
+    return w;
   }
 }

@@ -55,6 +55,22 @@ describe('load shedder', () => {
     expect(p).to.equal(0);
   });
 
+  it('load shedder - the refusal whose call closes the last window of an overload opens a new window and counts there', () => {
+    const c = clock();
+    const s = new LoadShedder({ target: 0.05, windowMs: 100, minSamples: 20, now: c.now });
+    windowOf(s, c, 50, 50, 100);
+    // Windows without refusals halve the share; stop while it is still kept (in [1e-3, 2e-3)).
+    while (s.probability('a') >= 2e-3) windowOf(s, c, 100, 0, 100);
+    expect(s.probability('a')).to.be.at.least(1e-3);
+    record(s, 'a', 100, 0);
+    c.advance(100);
+    // This call closes the window (the share halves under 1e-3 and the app is forgotten); its refusal
+    // must count in the next window: with the 19 after it, 20 refusals and nothing else.
+    record(s, 'a', 0, 20);
+    c.advance(100);
+    expect(s.probability('a')).to.be.closeTo(0.5, 1e-9);
+  });
+
   it('load shedder - a short burst of refusals among many answers sheds little', () => {
     const c = clock();
     const s = new LoadShedder({ now: c.now });
