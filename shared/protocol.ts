@@ -198,6 +198,13 @@ export interface CachePut {
   error?: { code: string; cause: string };
 }
 
+/** The put for one input the cache forwarded: the model's output, or the failure its waiters should get. */
+export function cachePutOf(model: string, version: string, key: string, input: Tensor, result: Tensor | ClipperError): CachePut {
+  return result instanceof ClipperError
+    ? { v: PROTOCOL_VERSION, model, version, key, input, error: { code: result.code, cause: result.message } }
+    : { v: PROTOCOL_VERSION, model, version, key, input, output: result };
+}
+
 export interface TaskResult {
   v: number;
   output: Tensor;

@@ -1,6 +1,6 @@
 /**
- * When would a task queued now be done? Admission and skipping in the scheduler go by this. Pure
- * logic, unit-tested.
+ * When would a task queued now be done, and how big may a batch be (`batchSizeFor`)? The scheduler's
+ * admission, drops and batch cuts go by this. Pure logic, unit-tested.
  *
  * Each replica's batch latency is modelled as a line, latency ≈ a + b·size, fitted by exponentially
  * weighted least squares over its recent batches (`BatchLatencyModel`). A batch has a fixed cost (the

@@ -19,7 +19,7 @@ import { decode, encode } from '../../shared/codec.js';
 import { ClipperError, isOverloadRefusal } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, errorFromReply, natsRequestError, replyError, Requester } from '../../shared/nats.js';
-import { endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type CachePut, type Heartbeat, type PolicyAnswer } from '../../shared/protocol.js';
+import { cachePutOf, endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type Heartbeat, type PolicyAnswer } from '../../shared/protocol.js';
 import { openRegistryBucket, RegistryView } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { checkTensor, type Tensor } from '../../shared/tensor.js';
@@ -96,6 +96,9 @@ const DEFAULT_MAX_BATCH = 256;
  * contention) would otherwise refuse or skip every task, so no batch would run to correct it.
  */
 const ESTIMATE_FRESH_MS = 1_000;
+
+/** Whether a replica's latency estimate may guide admission, drops and cuts at `nowUnixMs`. */
+const isFresh = (r: Replica, nowUnixMs: number): boolean => nowUnixMs - r.lastBatchUnixMs <= ESTIMATE_FRESH_MS;
 
 export interface SchedulerDeps {
   nc: NatsConnection;
@@ -280,7 +283,7 @@ export class Scheduler implements Actor {
         if (t.deadlineUnixMs > Date.now()) {
           this.queue.push(t);
           requeued++;
-        } else this.expire(t);
+        } else this.expire(t, `query ${t.queryId}: its replica ${replica.id} was dropped (${why}) after its deadline`);
       }
     }
     replica.inFlight.clear();
@@ -341,7 +344,7 @@ export class Scheduler implements Actor {
     const outlooks: ReplicaOutlook[] = [];
     for (const r of this.replicas.values()) {
       if (r.draining) continue;
-      if (now - r.lastBatchUnixMs > ESTIMATE_FRESH_MS || r.latency.count === 0) return undefined;
+      if (!isFresh(r, now) || r.latency.count === 0) return undefined;
       const latencyMs = (size: number): number => r.latency.estimateUs(size)! / 1000;
       let freeInMs = 0;
       if (r.inFlight.size >= this.config.replicaCapacity) {
@@ -353,7 +356,7 @@ export class Scheduler implements Actor {
     return completionMs(this.queue.size, outlooks);
   }
 
-  private expire(task: PendingTask, why = `query ${task.queryId} expired in the queue of ${this.config.model}:${this.config.version}`): void {
+  private expire(task: PendingTask, why: string): void {
     this.counters.expired++;
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId }, 'task expired');
     this.fail(task, ClipperError.withoutStack('CLIPPER_ERR_QUERY_EXPIRED', why));
@@ -391,8 +394,7 @@ export class Scheduler implements Actor {
    */
   private putFailure(task: PendingTask, err: ClipperError): void {
     if (!task.cachePut || !task.cacheKey) return;
-    const put: CachePut = { v: PROTOCOL_VERSION, model: this.config.model, version: this.config.version, key: task.cacheKey, input: task.input, error: { code: err.code, cause: err.message } };
-    this.deps.nc.publish(task.cachePut, encode(put));
+    this.deps.nc.publish(task.cachePut, encode(cachePutOf(this.config.model, this.config.version, task.cacheKey, task.input, err)));
   }
 
   /**
@@ -449,7 +451,7 @@ export class Scheduler implements Actor {
   private fastestBatchMs(nowUnixMs?: number): number {
     let fastest = Infinity;
     for (const r of this.replicas.values()) {
-      if (nowUnixMs !== undefined && nowUnixMs - r.lastBatchUnixMs > ESTIMATE_FRESH_MS) continue;
+      if (nowUnixMs !== undefined && !isFresh(r, nowUnixMs)) continue;
       const us = r.latency.estimateUs(1);
       if (us !== undefined) fastest = Math.min(fastest, us / 1000);
     }
@@ -457,7 +459,7 @@ export class Scheduler implements Actor {
   }
 
   /**
-   * A queued task with no more time left than this (ms) is not expected to finish before its deadline
+   * A task (queued, or just arrived) with no more time left than this (ms) is not expected to finish before its deadline
    * even if started now: the fastest fresh estimate of a batch of one, plus, when `contended` (other
    * tasks wait too), the lateness margin that admission keeps in hand. Under overload a batch that only
    * just fit by the estimate ran late about half the time: those were the default answers that
@@ -471,10 +473,14 @@ export class Scheduler implements Actor {
     clearTimeout(this.delayTimer);
     this.delayTimer = undefined;
     for (;;) {
+      if (this.queue.size === 0) return;
       const now = Date.now();
       const fastestMs = this.fastestBatchMs(now);
-      const earliestDoneMs = performance.now() + (Number.isFinite(fastestMs) ? fastestMs : 0);
-      for (const t of this.queue.popExpired(now + this.hopelessWithinMs(now, this.queue.size > 1, fastestMs))) this.dropQueued(t, earliestDoneMs, now);
+      const hopeless = this.queue.popExpired(now + this.hopelessWithinMs(now, this.queue.size > 1, fastestMs));
+      if (hopeless.length > 0) {
+        const earliestDoneMs = performance.now() + (Number.isFinite(fastestMs) ? fastestMs : 0);
+        for (const t of hopeless) this.dropQueued(t, earliestDoneMs, now);
+      }
       const head = this.queue.peek();
       if (!head) return;
       const replica = this.pickReplica();
@@ -489,7 +495,7 @@ export class Scheduler implements Actor {
         }
       }
       // A stale estimate is not trusted: the batch goes as it is, and its latency renews the estimate.
-      const fresh = now - replica.lastBatchUnixMs <= ESTIMATE_FRESH_MS;
+      const fresh = isFresh(replica, now);
       const latencyMs = (size: number): number => (fresh ? (replica.latency.estimateUs(size) ?? 0) / 1000 : 0);
       // With others waiting, the lateness margin counts too; a task alone is tried on the estimate.
       const marginMs = fresh && this.queue.size > 1 ? this.lateness.ms : 0;

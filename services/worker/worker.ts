@@ -10,7 +10,7 @@ import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, publishError, reply, replyError } from '../../shared/nats.js';
 import { encode } from '../../shared/codec.js';
-import { endpoints, PROTOCOL_VERSION, type Batch, type CachePut, type Heartbeat } from '../../shared/protocol.js';
+import { cachePutOf, endpoints, PROTOCOL_VERSION, type Batch, type Heartbeat } from '../../shared/protocol.js';
 import { Registry, type ModelRecord } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { checkTensor } from '../../shared/tensor.js';
@@ -128,11 +128,7 @@ export class Worker implements Actor {
     batch.cache_put.forEach((subject, i) => {
       const key = batch.cache_key![i];
       if (!subject || !key) return;
-      const out = outputs[i]!;
-      const put: CachePut = out instanceof ClipperError
-        ? { v: PROTOCOL_VERSION, model, version, key, input: batch.inputs[i]!, error: { code: out.code, cause: out.message } }
-        : { v: PROTOCOL_VERSION, model, version, key, input: batch.inputs[i]!, output: out };
-      this.deps.nc.publish(subject, encode(put));
+      this.deps.nc.publish(subject, encode(cachePutOf(model, version, key, batch.inputs[i]!, outputs[i]!)));
     });
   }
 
