@@ -8,7 +8,7 @@
  * waits in front of the ingress counts against its SLO (`--no-stamp-start`: it does not).
  */
 import { ensureBenchModel } from '../infra/build-bench-model.js';
-import { BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './batching.js';
+import { AIMD_DELAY_MS, BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './batching.js';
 import { cleanupOnce, loadBeforeBench, machineSpeed, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender, runOpenLoop } from './open-loop.js';
 import type { PlotSpec } from './plot.js';
@@ -115,6 +115,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       max_outstanding: r.max_outstanding,
       send_lag_p99_ms: r.send_lag_p99_ms,
       slo_ms: sloMs,
+      aimd_delay_ms: AIMD_DELAY_MS,
       load_avg_1m_at_start: loadAvg,
       targets,
       met: { ...met, all: Object.values(met).every(Boolean) },
