@@ -1,10 +1,10 @@
 /**
  * `npm run bench -- batching`: what adaptive batching buys under a latency objective. The
  * 784-2048-2048-10 MLP (infra/build-bench-model.ts) is served three ways: through the system with
- * adaptive batching (app `aimd`, model `batch_size: -1`, `delay_ms` AIMD_DELAY_MS), through the system one query per batch
- * (app `batch1`, `batch_size: 1`), and by the single-process baseline peer. For each, over HTTP with
- * the same open-loop generator and body, and for `aimd` also over NATS, the highest rate whose P99
- * stays within the 20 ms SLO (loadtest/sweep.ts).
+ * adaptive batching (app `aimd`, model `batch_size: -1`, `delay_ms` AIMD_DELAY_MS), through the
+ * system one query per batch (app `batch1`, `batch_size: 1`), and by the single-process baseline
+ * peer. For each, over HTTP with the same open-loop generator and body, and for `aimd` also over
+ * NATS, the highest rate whose P99 stays within the 20 ms SLO (loadtest/sweep.ts).
  */
 import { Packr } from 'msgpackr';
 import { ensureBenchModel } from '../infra/build-bench-model.js';
