@@ -47,8 +47,8 @@ export function mlpPayloads(input = mlpInput()): { body: string; natsPayload: Ui
  * each paying the model's fixed cost: at 1500 queries/s (AMD VM, 2026-11-29) batches of ~3, and the
  * worker used 64 % of a vCPU; waiting up to 2 ms, 51 % (median 6.1 ms instead of 5.1); 3 ms, batches
  * of ~6 and 40 % (median 6.3 ms), on a machine whose other actors and load generator need that CPU.
- * In full batching runs there, AIMD over HTTP reached 2226–2256/s with 2 ms, 1777–1815/s with 3 ms
- * and 1884–2007/s with none; over NATS 2245–2292, 2534–2773 and 2271–2272/s.
+ * In full batching runs there, AIMD over HTTP reached 2226, 2256 and 1511/s with 2 ms, 1777–1815/s
+ * with 3 ms and 1884–2007/s with none; over NATS 2245–2292, 2534–2773 and 2271–2272/s.
  */
 export const AIMD_DELAY_MS = 2;
 
