@@ -1,12 +1,13 @@
 /**
- * Load shedding at the edge. When an app's models refuse work (queue full, or backlogged), every query the ingress
- * still parses, validates and forwards costs CPU that the models' replicas need. The shedder refuses
- * a share p of an app's new queries before their body is parsed, and sets p once per window from what
- * happened to the queries it let through: if a share f of them was refused downstream, the models took
- * (1 − f)(1 − p) of the arrivals, so letting through (1 − f)(1 − p) / (1 − target) of them would leave
- * about `target` to be refused downstream. The pass share 1 − p moves half the way there (in log
- * terms), at most halving in one window; after a window with fewer refusals than the target it grows
- * by at least a quarter, though p at most halves (`roll`).
+ * Load shedding at the edge. When an app's models refuse work (queue full, or backlogged), every
+ * query the ingress still parses, validates and forwards costs CPU that the models' replicas need.
+ * The shedder refuses a share p of an app's new queries before their body is parsed, and sets p
+ * once per window from what happened to the queries it let through: if a share f of them was
+ * refused downstream, the models took (1 − f)(1 − p) of the arrivals, so letting through
+ * (1 − f)(1 − p) / (1 − target) of them would leave about `target` to be refused downstream. The
+ * pass share 1 − p moves half the way there (in log terms), at most halving in one window; after a
+ * window with fewer refusals than the target it grows by at least a quarter, though p at most
+ * halves (`roll`).
  *
  * *Why per window and not per refusal:* on a busy machine refusals come in bursts (a replica stalls for
  * a few ms, a dozen tasks are refused); raising p on each refusal turned one such burst into shedding

@@ -412,16 +412,17 @@ export class Scheduler implements Actor {
   }
 
   /**
-   * A task that will not be served: it reached this scheduler, or waited in its queue, until it was no
-   * longer expected to finish before its deadline (`what` happened to it). If its model could have served it
-   * in the time it had in all (Task.budget_ms; without one, from its arrival here), a backlog here or
-   * upstream took that time: that is overload, and the task is refused with the retryable
-   * CLIPPER_ERR_BACKLOGGED, so that its client hears early that it may retry instead of getting a
-   * default output. (A code of its own: a policy's fan-out limiter does not drop a model for it, since
-   * a model slower than the gap between queries can lose a task this way at light load too.) A task
-   * its model is too slow for expires (default output): retrying would not help. The model's speed is
-   * any replica's estimate, fresh or not, without the lateness margin (that is contention, which a
-   * retry may not meet); with none yet only a task that had no time at all expires.
+   * A task that will not be served: it reached this scheduler, or waited in its queue, until it was
+   * no longer expected to finish before its deadline (`what` happened to it). If its model could
+   * have served it in the time it had in all (Task.budget_ms; without one, from its arrival here),
+   * a backlog here or upstream took that time: that is overload, and the task is refused with the
+   * retryable CLIPPER_ERR_BACKLOGGED, so that its client hears early that it may retry instead of
+   * getting a default output. (A code of its own: a policy's fan-out limiter does not drop a model
+   * for it, since a model slower than the gap between queries can lose a task this way at light
+   * load too.) A task its model is too slow for expires (default output): retrying would not help.
+   * The model's speed is any replica's estimate, fresh or not, without the lateness margin (that is
+   * contention, which a retry may not meet); with none yet only a task that had no time at all
+   * expires.
    */
   private dropUnserved(t: PendingTask, what: string): void {
     const hadMs = t.budgetMs ?? t.deadlineUnixMs - t.enqueuedUnixMs;
@@ -459,11 +460,12 @@ export class Scheduler implements Actor {
   }
 
   /**
-   * A task (queued, or just arrived) with no more time left than this (ms) is not expected to finish before its deadline
-   * even if started now: the fastest fresh estimate of a batch of one, plus, when `contended` (other
-   * tasks wait too), the lateness margin that admission keeps in hand. Under overload a batch that only
-   * just fit by the estimate ran late about half the time: those were the default answers that
-   * remained, and the time they took was other tasks'. A task alone is still tried on the estimate.
+   * A task (queued, or just arrived) with no more time left than this (ms) is not expected to
+   * finish before its deadline even if started now: the fastest fresh estimate of a batch of one,
+   * plus, when `contended` (other tasks wait too), the lateness margin that admission keeps in
+   * hand. Under overload a batch that only just fit by the estimate ran late about half the time:
+   * those were the default answers that remained, and the time they took was other tasks'. A task
+   * alone is still tried on the estimate.
    */
   private hopelessWithinMs(now: number, contended: boolean, fastestMs = this.fastestBatchMs(now)): number {
     return Number.isFinite(fastestMs) ? fastestMs + (contended ? this.lateness.ms : 0) : 0;
