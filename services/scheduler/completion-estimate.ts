@@ -74,9 +74,12 @@ const MAX_SIMULATED_BATCHES = 64;
 /**
  * Milliseconds from now until a task with `ahead` tasks before it in the queue would be done, or
  * undefined without replicas. Each batch goes to the replica free soonest and takes min(its size
- * limit, tasks left) tasks; the task's own batch is the one that reaches it.
+ * limit, tasks left) tasks; the task's own batch is the one that reaches it. With delayed batching,
+ * a batch under its replica's limit waits for more tasks: it starts no earlier than
+ * `partialStartMs` from now (when the queue's oldest task has waited the delay), a full one as soon
+ * as its replica is free.
  */
-export function completionMs(ahead: number, replicas: readonly ReplicaOutlook[]): number | undefined {
+export function completionMs(ahead: number, replicas: readonly ReplicaOutlook[], partialStartMs = 0): number | undefined {
   if (replicas.length === 0) return undefined;
   const free = replicas.map((r) => Math.max(0, r.freeInMs));
   let left = Math.max(0, ahead) + 1;
@@ -84,8 +87,10 @@ export function completionMs(ahead: number, replicas: readonly ReplicaOutlook[])
     let i = 0;
     for (let k = 1; k < free.length; k++) if (free[k]! < free[i]!) i = k;
     const r = replicas[i]!;
-    const size = Math.min(Math.max(1, Math.floor(r.batchSize)), left);
-    const done = free[i]! + r.latencyMs(size);
+    const limit = Math.max(1, Math.floor(r.batchSize));
+    const size = Math.min(limit, left);
+    const start = size < limit ? Math.max(free[i]!, partialStartMs) : free[i]!;
+    const done = start + r.latencyMs(size);
     left -= size;
     if (left <= 0) return done;
     free[i] = done;

@@ -337,7 +337,8 @@ export class Scheduler implements Actor {
   /**
    * In how many ms a task queued now would be done (completion-estimate.ts): the replicas take the
    * queue ahead in batches of their current size limit as they become free, then the task's own batch
-   * runs. Undefined, which admits, while any replica's estimate is stale or missing.
+   * runs; with delayed batching a batch under the limit first waits for the head of the queue's delay
+   * (formBatches). Undefined, which admits, while any replica's estimate is stale or missing.
    */
   private predictCompletionMs(now: number): number | undefined {
     const nowMs = performance.now();
@@ -353,7 +354,9 @@ export class Scheduler implements Actor {
       }
       outlooks.push({ freeInMs, batchSize: r.sizer.batchSize(), latencyMs });
     }
-    return completionMs(this.queue.size, outlooks);
+    const head = this.queue.peek();
+    const partialStartMs = this.settings.delayMs > 0 ? Math.max(0, (head?.enqueuedUnixMs ?? now) + this.settings.delayMs - now) : 0;
+    return completionMs(this.queue.size, outlooks, partialStartMs);
   }
 
   private expire(task: PendingTask, why: string): void {

@@ -65,6 +65,17 @@ describe('completion estimate', () => {
     expect(completionMs(16, [line(2, 0.5, 8), line(2, 0.5, 8, 1)])).to.equal(8.5);
   });
 
+  it('completion estimate - with delayed batching a batch under the size limit waits for the delay, a full one does not', () => {
+    // 2 ahead + the task = 3 of 8: the batch waits until the queue's head has waited the delay (1.5 ms from now).
+    expect(completionMs(2, [line(2, 0.5, 8)], 1.5)).to.equal(1.5 + 2 + 0.5 * 3);
+    // A busy replica that is free only after the wait: its own time counts, not the wait's.
+    expect(completionMs(2, [line(2, 0.5, 8, 4)], 1.5)).to.equal(4 + 2 + 0.5 * 3);
+    // 7 ahead + the task fill a batch of 8: it goes as soon as the replica is free.
+    expect(completionMs(7, [line(2, 0.5, 8)], 1.5)).to.equal(2 + 0.5 * 8);
+    // 9 ahead + the task: a full batch of 8 now, then the task's batch of 2 as the replica frees.
+    expect(completionMs(9, [line(2, 0.5, 8)], 1.5)).to.equal(2 + 0.5 * 8 + 2 + 0.5 * 2);
+  });
+
   it('completion estimate - no replicas, no estimate', () => {
     expect(completionMs(3, [])).to.equal(undefined);
   });
