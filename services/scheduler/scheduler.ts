@@ -491,19 +491,21 @@ export class Scheduler implements Actor {
       const replica = this.pickReplica();
       if (!replica) break;
       const max = replica.sizer.batchSize();
-      // Delayed batching: with a short queue, wait a little for a fuller batch.
-      if (this.queue.size < max && this.settings.delayMs > 0) {
-        const waitUntil = head.enqueuedUnixMs + this.settings.delayMs;
-        if (now < waitUntil) {
-          this.delayTimer = setTimeout(() => this.pump(), Math.ceil(waitUntil - now));
-          break;
-        }
-      }
       // A stale estimate is not trusted: the batch goes as it is, and its latency renews the estimate.
       const fresh = isFresh(replica, now);
       const latencyMs = (size: number): number => (fresh ? (replica.latency.estimateUs(size) ?? 0) / 1000 : 0);
       // With others waiting, the lateness margin counts too; a task alone is tried on the estimate.
       const marginMs = fresh && this.queue.size > 1 ? this.lateness.ms : 0;
+      // Delayed batching: with a short queue, wait a little for a fuller batch, while the head of the
+      // queue can afford the wait (the batch as it stands must still end before its deadline after
+      // it); one that cannot goes now rather than be dropped at the end of the wait.
+      if (this.queue.size < max && this.settings.delayMs > 0) {
+        const waitUntil = head.enqueuedUnixMs + this.settings.delayMs;
+        if (now < waitUntil && head.deadlineUnixMs - waitUntil > latencyMs(this.queue.size) + marginMs) {
+          this.delayTimer = setTimeout(() => this.pump(), Math.ceil(waitUntil - now));
+          break;
+        }
+      }
       const size = batchSizeFor(head.deadlineUnixMs - now, Math.min(max, this.queue.size), latencyMs, marginMs);
       if (size === 0) {
         // Not expected to finish before its deadline even in a batch of its own on this replica.

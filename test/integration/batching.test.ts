@@ -3,7 +3,8 @@
  * replica killed mid-batch has its tasks re-queued to another; a full queue refuses at once with a
  * retryable error (HTTP 503 + Retry-After, CLIPPER_ERR_QUEUE_FULL on NATS), and so does the
  * scheduler for a task that waited in its queue, or reached it, too late to be served in time
- * (when its model could have served it in its budget; otherwise it expires).
+ * (when its model could have served it in its budget; otherwise it expires). Delayed batching waits
+ * for a fuller batch only while the query at the head of the queue can afford it.
  */
 import { expect } from 'chai';
 import { Packr } from 'msgpackr';
@@ -45,8 +46,13 @@ describe('replicas and overload (real processes)', function () {
     await sys.admin.call('add_app', { name: 'hasty', input_type: 'doubles', default_output: 'late', latency_slo_micros: 300_000, candidate_model_names: ['tiny-queue'] });
     // And under a 1.5 s SLO: a query queued behind a busy replica could have been served in time alone.
     await sys.admin.call('add_app', { name: 'patient', input_type: 'doubles', default_output: 'late', latency_slo_micros: 1_500_000, candidate_model_names: ['tiny-queue'] });
+    // Delayed batching with a wait longer than one app's SLO allows.
+    await sys.admin.call('add_model', { model_name: 'waiting', model_version: '1', input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', 'sum.mjs'), batch_size: 8, batching: { delay_ms: 400 } });
+    await sys.admin.call('add_app', { name: 'waiting-patient', input_type: 'doubles', latency_slo_micros: 5_000_000, candidate_model_names: ['waiting'] });
+    await sys.admin.call('add_app', { name: 'waiting-hasty', input_type: 'doubles', default_output: 'late', latency_slo_micros: 200_000, candidate_model_names: ['waiting'] });
     await waitForModelAnswer(sys, 'slow', { input: [1] });
     await waitForModelAnswer(sys, 'tiny', { input: [1] });
+    await waitForModelAnswer(sys, 'waiting-patient', { input: [1] });
   });
 
   after(async () => {
@@ -107,6 +113,22 @@ describe('replicas and overload (real processes)', function () {
     expect(second.query_id).to.be.a('string').and.not.empty;
     expect(second.default_explanation).to.match(/tiny-queue:1: .*tiny-queue:1 is too slow to serve it in the 298 ms it had/);
     expect(await first).to.include({ default: false });
+  });
+
+  it('delayed batching - a query that cannot afford the wait for a fuller batch is sent at once', async () => {
+    const before = await schedulerStats('waiting');
+    // Alone in the queue, the 400 ms wait for a fuller batch would end after its 200 ms deadline.
+    const res = await postJson(`${sys.stack.ingressUrl}/waiting-hasty/predict`, { input: [2, 3] });
+    expect(res.status).to.equal(200);
+    expect(res.body, JSON.stringify(res.body)).to.include({ default: false }).and.to.have.deep.property('output', [5]);
+    const after = await schedulerStats('waiting');
+    expect(after.rejected).to.equal(before.rejected);
+    expect(after.expired).to.equal(before.expired);
+    // With the time for it, a query still waits for the batch to fill.
+    const started = Date.now();
+    const patient = await postJson(`${sys.stack.ingressUrl}/waiting-patient/predict`, { input: [1, 1] });
+    expect(patient.body, JSON.stringify(patient.body)).to.include({ default: false }).and.to.have.deep.property('output', [2]);
+    expect(Date.now() - started).to.be.at.least(390);
   });
 
   it('overload - a task the wait in the queue costs its deadline is refused (503, retryable), not answered with the default output', async () => {
