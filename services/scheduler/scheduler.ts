@@ -322,7 +322,7 @@ export class Scheduler implements Actor {
       this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version}`));
       return;
     }
-    const inMs = this.predictCompletionMs(now);
+    const inMs = this.predictCompletionMs(now, task);
     // An empty queue is always admitted: the task's own batch is what keeps the estimates honest.
     if (inMs !== undefined && this.queue.size > 0 && now + inMs + this.lateness.ms > task.deadlineUnixMs) {
       this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version} would take ${Math.round(inMs + this.lateness.ms)} ms`));
@@ -338,9 +338,10 @@ export class Scheduler implements Actor {
    * In how many ms a task queued now would be done (completion-estimate.ts): the replicas take the
    * queue ahead in batches of their current size limit as they become free, then the task's own batch
    * runs; with delayed batching a batch under the limit first waits for the head of the queue's delay
-   * (formBatches). Undefined, which admits, while any replica's estimate is stale or missing.
+   * when the head can afford it (fillWaitMs, as formBatches decides). Undefined, which admits, while
+   * any replica's estimate is stale or missing.
    */
-  private predictCompletionMs(now: number): number | undefined {
+  private predictCompletionMs(now: number, task: PendingTask): number | undefined {
     const nowMs = performance.now();
     const outlooks: ReplicaOutlook[] = [];
     for (const r of this.replicas.values()) {
@@ -354,9 +355,24 @@ export class Scheduler implements Actor {
       }
       outlooks.push({ freeInMs, batchSize: r.sizer.batchSize(), latencyMs });
     }
-    const head = this.queue.peek();
-    const partialStartMs = this.settings.delayMs > 0 ? Math.max(0, (head?.enqueuedUnixMs ?? now) + this.settings.delayMs - now) : 0;
-    return completionMs(this.queue.size, outlooks, partialStartMs);
+    return completionMs(this.queue.size, outlooks, this.fillWaitMs(now, task, outlooks));
+  }
+
+  /**
+   * How long from now a batch under its replica's limit would wait for more tasks, were `task`
+   * queued (formBatches): until the head of the queue has waited `delay_ms`, unless the head cannot
+   * afford that wait, in which case the batch goes at once.
+   */
+  private fillWaitMs(now: number, task: PendingTask, outlooks: readonly ReplicaOutlook[]): number {
+    if (this.settings.delayMs <= 0) return 0;
+    const queued = this.queue.peek();
+    const head = queued && queued.deadlineUnixMs <= task.deadlineUnixMs ? queued : task;
+    const waitUntil = head.enqueuedUnixMs + this.settings.delayMs;
+    const size = this.queue.size + 1;
+    let batchMs = Infinity;
+    for (const o of outlooks) batchMs = Math.min(batchMs, o.latencyMs(size));
+    const marginMs = size > 1 ? this.lateness.ms : 0;
+    return head.deadlineUnixMs - waitUntil > batchMs + marginMs ? Math.max(0, waitUntil - now) : 0;
   }
 
   private expire(task: PendingTask, why: string): void {
