@@ -75,11 +75,12 @@ const MAX_SIMULATED_BATCHES = 64;
  * Milliseconds from now until a task with `ahead` tasks before it in the queue would be done, or
  * undefined without replicas. Each batch goes to the replica free soonest and takes min(its size
  * limit, tasks left) tasks; the task's own batch is the one that reaches it. With delayed batching,
- * a batch under its replica's limit waits for more tasks: it starts no earlier than
- * `partialStartMs` from now (when the queue's oldest task has waited the delay), a full one as soon
- * as its replica is free.
+ * a batch under its replica's limit waits for more tasks, a full one goes as soon as its replica is
+ * free: a first batch under the limit starts no earlier than `partialStartMs` from now (when the
+ * head of the queue, the task with the earliest deadline, has waited the delay), a later one no
+ * earlier than `laterPartialStartMs` (its head is queued by now, so its wait ends by now + delay).
  */
-export function completionMs(ahead: number, replicas: readonly ReplicaOutlook[], partialStartMs = 0): number | undefined {
+export function completionMs(ahead: number, replicas: readonly ReplicaOutlook[], partialStartMs = 0, laterPartialStartMs = partialStartMs): number | undefined {
   if (replicas.length === 0) return undefined;
   const free = replicas.map((r) => Math.max(0, r.freeInMs));
   let left = Math.max(0, ahead) + 1;
@@ -89,7 +90,7 @@ export function completionMs(ahead: number, replicas: readonly ReplicaOutlook[],
     const r = replicas[i]!;
     const limit = Math.max(1, Math.floor(r.batchSize));
     const size = Math.min(limit, left);
-    const start = size < limit ? Math.max(free[i]!, partialStartMs) : free[i]!;
+    const start = size < limit ? Math.max(free[i]!, n === 0 ? partialStartMs : laterPartialStartMs) : free[i]!;
     const done = start + r.latencyMs(size);
     left -= size;
     if (left <= 0) return done;

@@ -337,9 +337,9 @@ export class Scheduler implements Actor {
   /**
    * In how many ms a task queued now would be done (completion-estimate.ts): the replicas take the
    * queue ahead in batches of their current size limit as they become free, then the task's own batch
-   * runs; with delayed batching a batch under the limit first waits for the head of the queue's delay
-   * when the head can afford it (fillWaitMs, as formBatches decides). Undefined, which admits, while
-   * any replica's estimate is stale or missing.
+   * runs; with delayed batching a batch under the limit first waits for its head's delay, the first
+   * one only when its head can afford it (fillWaitMs). Undefined, which admits, while any replica's
+   * estimate is stale or missing.
    */
   private predictCompletionMs(now: number, task: PendingTask): number | undefined {
     const nowMs = performance.now();
@@ -355,24 +355,34 @@ export class Scheduler implements Actor {
       }
       outlooks.push({ freeInMs, batchSize: r.sizer.batchSize(), latencyMs });
     }
-    return completionMs(this.queue.size, outlooks, this.fillWaitMs(now, task, outlooks));
+    return completionMs(this.queue.size, outlooks, this.fillWaitMs(now, task), this.settings.delayMs);
   }
 
   /**
-   * How long from now a batch under its replica's limit would wait for more tasks, were `task`
-   * queued (formBatches): until the head of the queue has waited `delay_ms`, unless the head cannot
-   * afford that wait, in which case the batch goes at once.
+   * How long from now a first batch under its replica's limit would wait for more tasks, were `task`
+   * queued: until the head of the queue (earliest deadline) has waited `delay_ms`, unless the head
+   * cannot afford that wait, in which case the batch goes at once (formBatches' rule, on the replica
+   * it would pick now, or on any while all are busy).
    */
-  private fillWaitMs(now: number, task: PendingTask, outlooks: readonly ReplicaOutlook[]): number {
+  private fillWaitMs(now: number, task: PendingTask): number {
     if (this.settings.delayMs <= 0) return 0;
     const queued = this.queue.peek();
     const head = queued && queued.deadlineUnixMs <= task.deadlineUnixMs ? queued : task;
     const waitUntil = head.enqueuedUnixMs + this.settings.delayMs;
-    const size = this.queue.size + 1;
-    let batchMs = Infinity;
-    for (const o of outlooks) batchMs = Math.min(batchMs, o.latencyMs(size));
-    const marginMs = size > 1 ? this.lateness.ms : 0;
-    return head.deadlineUnixMs - waitUntil > batchMs + marginMs ? Math.max(0, waitUntil - now) : 0;
+    const replica = this.pickReplica() ?? [...this.replicas.values()].find((r) => !r.draining);
+    if (!replica || now >= waitUntil) return 0;
+    return head.deadlineUnixMs - waitUntil > this.waitCostMs(now, replica, this.queue.size + 1) ? waitUntil - now : 0;
+  }
+
+  /**
+   * What the head of the queue needs left after a wait for a fuller batch: the batch as it stands (the
+   * replica's estimate, fresh or not: a stale one still says how slow the model is) plus the margin
+   * while others wait, and no less than what would get it dropped as hopeless (hopelessWithinMs).
+   */
+  private waitCostMs(now: number, replica: Replica, queued: number, fastestMs = this.fastestBatchMs(now)): number {
+    const contended = queued > 1;
+    const batchMs = (replica.latency.estimateUs(queued) ?? 0) / 1000 + (contended ? this.lateness.ms : 0);
+    return Math.max(batchMs, this.hopelessWithinMs(now, contended, fastestMs));
   }
 
   private expire(task: PendingTask, why: string): void {
@@ -513,11 +523,10 @@ export class Scheduler implements Actor {
       // With others waiting, the lateness margin counts too; a task alone is tried on the estimate.
       const marginMs = fresh && this.queue.size > 1 ? this.lateness.ms : 0;
       // Delayed batching: with a short queue, wait a little for a fuller batch, while the head of the
-      // queue can afford the wait (the batch as it stands must still end before its deadline after
-      // it); one that cannot goes now rather than be dropped at the end of the wait.
+      // queue can afford the wait; one that cannot goes now rather than be dropped at the end of it.
       if (this.queue.size < max && this.settings.delayMs > 0) {
         const waitUntil = head.enqueuedUnixMs + this.settings.delayMs;
-        if (now < waitUntil && head.deadlineUnixMs - waitUntil > latencyMs(this.queue.size) + marginMs) {
+        if (now < waitUntil && head.deadlineUnixMs - waitUntil > this.waitCostMs(now, replica, this.queue.size, fastestMs)) {
           this.delayTimer = setTimeout(() => this.pump(), Math.ceil(waitUntil - now));
           break;
         }

@@ -47,9 +47,9 @@ describe('replicas and overload (real processes)', function () {
     // And under a 1.5 s SLO: a query queued behind a busy replica could have been served in time alone.
     await sys.admin.call('add_app', { name: 'patient', input_type: 'doubles', default_output: 'late', latency_slo_micros: 1_500_000, candidate_model_names: ['tiny-queue'] });
     // Delayed batching with a wait longer than one app's SLO allows.
-    await sys.admin.call('add_model', { model_name: 'waiting', model_version: '1', input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', 'sum.mjs'), batch_size: 8, batching: { delay_ms: 400 } });
+    await sys.admin.call('add_model', { model_name: 'waiting', model_version: '1', input_type: 'doubles', wrapper: 'js', model_data_path: fixture('models', 'sum.mjs'), batch_size: 8, batching: { delay_ms: 1000 } });
     await sys.admin.call('add_app', { name: 'waiting-patient', input_type: 'doubles', latency_slo_micros: 5_000_000, candidate_model_names: ['waiting'] });
-    await sys.admin.call('add_app', { name: 'waiting-hasty', input_type: 'doubles', default_output: 'late', latency_slo_micros: 200_000, candidate_model_names: ['waiting'] });
+    await sys.admin.call('add_app', { name: 'waiting-hasty', input_type: 'doubles', default_output: 'late', latency_slo_micros: 500_000, candidate_model_names: ['waiting'] });
     await waitForModelAnswer(sys, 'slow', { input: [1] });
     await waitForModelAnswer(sys, 'tiny', { input: [1] });
     await waitForModelAnswer(sys, 'waiting-patient', { input: [1] });
@@ -117,7 +117,7 @@ describe('replicas and overload (real processes)', function () {
 
   it('delayed batching - a query that cannot afford the wait for a fuller batch is sent at once', async () => {
     const before = await schedulerStats('waiting');
-    // Alone in the queue, the 400 ms wait for a fuller batch would end after its 200 ms deadline.
+    // Alone in the queue, the 1 s wait for a fuller batch would end after its 500 ms deadline.
     const res = await postJson(`${sys.stack.ingressUrl}/waiting-hasty/predict`, { input: [2, 3] });
     expect(res.status).to.equal(200);
     expect(res.body, JSON.stringify(res.body)).to.include({ default: false }).and.to.have.deep.property('output', [5]);
@@ -128,7 +128,7 @@ describe('replicas and overload (real processes)', function () {
     const started = Date.now();
     const patient = await postJson(`${sys.stack.ingressUrl}/waiting-patient/predict`, { input: [1, 1] });
     expect(patient.body, JSON.stringify(patient.body)).to.include({ default: false }).and.to.have.deep.property('output', [2]);
-    expect(Date.now() - started).to.be.at.least(390);
+    expect(Date.now() - started).to.be.at.least(990);
   });
 
   it('overload - a task the wait in the queue costs its deadline is refused (503, retryable), not answered with the default output', async () => {

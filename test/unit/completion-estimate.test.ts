@@ -74,6 +74,8 @@ describe('completion estimate', () => {
     expect(completionMs(7, [line(2, 0.5, 8)], 1.5)).to.equal(2 + 0.5 * 8);
     // 9 ahead + the task: a full batch of 8 now, then the task's batch of 2 as the replica frees.
     expect(completionMs(9, [line(2, 0.5, 8)], 1.5)).to.equal(2 + 0.5 * 8 + 2 + 0.5 * 2);
+    // A later batch under the limit has a head of its own, whose wait ends later (8 ms from now here).
+    expect(completionMs(9, [line(2, 0.5, 8)], 1.5, 8)).to.equal(8 + 2 + 0.5 * 2);
   });
 
   it('completion estimate - no replicas, no estimate', () => {
