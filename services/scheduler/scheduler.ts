@@ -369,9 +369,16 @@ export class Scheduler implements Actor {
     const queued = this.queue.peek();
     const head = queued && queued.deadlineUnixMs <= task.deadlineUnixMs ? queued : task;
     const waitUntil = head.enqueuedUnixMs + this.settings.delayMs;
-    const replica = this.pickReplica() ?? [...this.replicas.values()].find((r) => !r.draining);
-    if (!replica || now >= waitUntil) return 0;
+    if (now >= waitUntil) return 0;
+    const replica = this.pickReplica() ?? this.anyReplica();
+    if (!replica) return 0;
     return head.deadlineUnixMs - waitUntil > this.waitCostMs(now, replica, this.queue.size + 1) ? waitUntil - now : 0;
+  }
+
+  /** A replica that takes batches (busy or not), if any. */
+  private anyReplica(): Replica | undefined {
+    for (const r of this.replicas.values()) if (!r.draining) return r;
+    return undefined;
   }
 
   /**
@@ -517,11 +524,6 @@ export class Scheduler implements Actor {
       const replica = this.pickReplica();
       if (!replica) break;
       const max = replica.sizer.batchSize();
-      // A stale estimate is not trusted: the batch goes as it is, and its latency renews the estimate.
-      const fresh = isFresh(replica, now);
-      const latencyMs = (size: number): number => (fresh ? (replica.latency.estimateUs(size) ?? 0) / 1000 : 0);
-      // With others waiting, the lateness margin counts too; a task alone is tried on the estimate.
-      const marginMs = fresh && this.queue.size > 1 ? this.lateness.ms : 0;
       // Delayed batching: with a short queue, wait a little for a fuller batch, while the head of the
       // queue can afford the wait; one that cannot goes now rather than be dropped at the end of it.
       if (this.queue.size < max && this.settings.delayMs > 0) {
@@ -531,6 +533,11 @@ export class Scheduler implements Actor {
           break;
         }
       }
+      // A stale estimate is not trusted: the batch goes as it is, and its latency renews the estimate.
+      const fresh = isFresh(replica, now);
+      const latencyMs = (size: number): number => (fresh ? (replica.latency.estimateUs(size) ?? 0) / 1000 : 0);
+      // With others waiting, the lateness margin counts too; a task alone is tried on the estimate.
+      const marginMs = fresh && this.queue.size > 1 ? this.lateness.ms : 0;
       const size = batchSizeFor(head.deadlineUnixMs - now, Math.min(max, this.queue.size), latencyMs, marginMs);
       if (size === 0) {
         // Not expected to finish before its deadline even in a batch of its own on this replica.
