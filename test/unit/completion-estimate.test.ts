@@ -137,6 +137,7 @@ describe('completion estimate', () => {
     expect(() => new LatenessQuantile(1)).to.throw(RangeError);
     expect(() => new LatenessQuantile(0.9, 0)).to.throw(RangeError);
   });
+
   it('completion estimate - batchSizeFor cuts the batch to what the head can wait for, the margin included, and gives 0 when the head cannot make it alone', () => {
     const line = (size: number): number => 2 + 0.5 * size; // ms
     // 10 ms left: 2 + 0.5·size < 10 for size ≤ 15; with a 3 ms margin, size ≤ 9.
