@@ -61,6 +61,16 @@ export interface OpenLoopResult {
   send_lag_p99_ms: number;
   /** Most requests outstanding at once. */
   max_outstanding: number;
+  /** What became of the requests scheduled in each second of the sending window, in order (those still unanswered at the end are only in `timeouts`). */
+  per_second: SecondCounts[];
+}
+
+/** Outcomes of the requests scheduled in one second (errors include timeouts). */
+export interface SecondCounts {
+  ok: number;
+  rejected: number;
+  defaults: number;
+  errors: number;
 }
 
 /** Runs one open-loop step. */
@@ -78,6 +88,7 @@ export function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
   const acceptedLatency = new LatencyRecorder();
   const sendLag = new LatencyRecorder();
   const counts = { sent: 0, ok: 0, rejected: 0, defaults: 0, errors: 0, timeouts: 0, dropped: 0 };
+  const perSecond: SecondCounts[] = Array.from({ length: Math.ceil(durationS) }, () => ({ ok: 0, rejected: 0, defaults: 0, errors: 0 }));
   let outstanding = 0;
   let maxSeen = 0;
   let finished = false;
@@ -88,12 +99,13 @@ export function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
       if (finished) return;
       outstanding--;
       const us = (performance.now() - scheduled) * 1000;
+      const second = perSecond[Math.min(perSecond.length - 1, Math.floor((scheduled - t0) / 1000))];
       switch (outcome) {
-        case 'ok': counts.ok++; okLatency.recordUs(us); acceptedLatency.recordUs(us); break;
-        case 'default': counts.defaults++; acceptedLatency.recordUs(us); break;
-        case 'rejected': counts.rejected++; break;
-        case 'timeout': counts.timeouts++; counts.errors++; break;
-        default: counts.errors++;
+        case 'ok': counts.ok++; second.ok++; okLatency.recordUs(us); acceptedLatency.recordUs(us); break;
+        case 'default': counts.defaults++; second.defaults++; acceptedLatency.recordUs(us); break;
+        case 'rejected': counts.rejected++; second.rejected++; break;
+        case 'timeout': counts.timeouts++; counts.errors++; second.errors++; break;
+        default: counts.errors++; second.errors++;
       }
       if (outstanding === 0) onIdle?.();
     };
@@ -134,6 +146,7 @@ export function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
         accepted_p99_ms: acceptedLatency.summary().p99_ms,
         send_lag_p99_ms: sendLag.summary().p99_ms,
         max_outstanding: maxSeen,
+        per_second: perSecond,
       });
     };
 

@@ -62,6 +62,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       progress(`warming up: ${opts.capacity}/s for ${opts.stepS} s (not recorded)`);
       const warm = await runOpenLoop({ send, rate: opts.capacity, durationS: opts.stepS, seed: 999, drainTimeoutMs: 30_000 });
       progress(describeStep(toStep(warm, sloMs), 'warm-up'));
+      progress(`warm-up, model answers per second: ${warm.per_second.map((c) => c.ok).join(' ')}`);
     }
     const capacity = sweep.max_qps;
     if (capacity <= 0) throw new Error('no rate met the SLO; capacity unknown');
@@ -79,6 +80,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     const r = await runOpenLoop({ send, rate: offered, durationS: opts.overloadS, seed: 1000, drainTimeoutMs: 30_000 });
     const step = toStep(r, sloMs);
     progress(describeStep(step, 'overload'));
+    progress(`overload, model answers per second: ${r.per_second.map((c) => c.ok).join(' ')}`);
 
     const timedOut = r.defaults + r.timeouts;
     // The issue's targets: goodput ≥ 0.9 × capacity, accepted P99 ≤ 1.2 × SLO, nothing timed out.
@@ -121,6 +123,12 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       met: { ...met, all: Object.values(met).every(Boolean) },
       scheduler: scheduler ? { tasks: scheduler.tasks, batches: scheduler.batches, expired: scheduler.expired, rejected: scheduler.rejected, requeued: scheduler.requeued } : null,
       capacity_steps: sweep.steps,
+      // Second by second: does the overload lose goodput at the jump from capacity, or all along?
+      per_second: {
+        ok: r.per_second.map((c) => c.ok),
+        rejected: r.per_second.map((c) => c.rejected),
+        defaults: r.per_second.map((c) => c.defaults),
+      },
     };
     const plot: PlotSpec = {
       title: `Overload: aimd app at ${opts.factor}× capacity, P99 SLO ${sloMs} ms`,
