@@ -20,7 +20,7 @@ export class IngressMetrics {
   private readonly queueWait: Histogram<'app'>;
   private readonly feedback: Counter<'app' | 'outcome'>;
 
-  constructor(view: RegistryView, inFlight: () => number, near?: () => { hits: number; misses: number } | undefined) {
+  constructor(view: RegistryView, inFlight: () => number, near?: () => { hits: number; misses: number } | undefined, shedShare?: (app: string) => number) {
     const registers = [this.registry];
     this.requests = new Counter({
       name: 'clipper_requests_total', help: 'Queries by app and outcome: ok (a model answered), default (the app\'s default output), refused (503, overload), error, forwarded (a direct NATS query: the worker answered the client, not counted in the latency histogram)', labelNames: ['app', 'outcome'], registers,
@@ -38,6 +38,13 @@ export class IngressMetrics {
       collect() {
         this.reset();
         for (const a of view.apps.values()) this.set({ app: a.name }, a.latency_slo_micros / 1e6);
+      },
+    });
+    new Gauge({
+      name: 'clipper_ingress_shed_share', help: 'Share of each app\'s new queries this ingress refuses before reading them (load shedding, load-shedder.ts; 0 when its models keep up)', labelNames: ['app'], registers,
+      collect() {
+        this.reset();
+        if (shedShare) for (const a of view.apps.values()) this.set({ app: a.name }, shedShare(a.name));
       },
     });
     new Gauge({ name: 'clipper_ingress_requests_in_flight', help: 'HTTP and NATS requests this ingress is handling now', registers, collect() { this.set(inFlight()); } });

@@ -74,6 +74,8 @@ describe('metrics (real processes)', function () {
     expect(buckets.at(-1)!.value).to.equal(sumOf(after, 'clipper_request_duration_seconds_count', { app: 'calc' }));
     expect(sumOf(after, 'clipper_request_duration_seconds_sum', { app: 'calc' })).to.be.greaterThan(0).and.below(sent * 2);
     expect(sumOf(after, 'clipper_app_slo_seconds', { app: 'calc' })).to.equal(2);
+    // Every app has a shed share, 0 while its models keep up.
+    expect(samplesOf(after, 'clipper_ingress_shed_share', { app: 'calc' }).map((s) => s.value)).to.deep.equal([0]);
   });
 
   it('X-Request-Start - the wait before the ingress is measured; a query whose SLO was spent before it arrived is refused at once (503, retryable)', async () => {
