@@ -248,6 +248,14 @@ export interface Heartbeat {
   capacity?: number;
   /** Unique per process: a replica id seen with a new instance was restarted, its old process is gone. */
   instance?: string;
+  /** A worker's warm-up at load: compute time per batch size, in order of size (services/worker/warm-up.ts). */
+  profile?: ProfilePoint[];
+}
+
+/** Compute time of one batch size in a worker's warm-up (the median of its runs), µs. */
+export interface ProfilePoint {
+  size: number;
+  compute_us: number;
 }
 
 export function endpoints(s: import('./subjects.js').Subjects) {
@@ -341,6 +349,10 @@ export const heartbeatMessage = defineMessage<Heartbeat>({
     subject: { type: 'string' },
     capacity: { type: 'integer', minimum: 1 },
     instance: { type: 'string' },
+    profile: {
+      type: 'array', maxItems: 32,
+      items: { type: 'object', required: ['size', 'compute_us'], properties: { size: { type: 'integer', minimum: 1 }, compute_us: { type: 'number', minimum: 0 } }, additionalProperties: false },
+    },
   },
   additionalProperties: false,
 });

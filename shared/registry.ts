@@ -32,11 +32,14 @@ export interface AppRecord {
   created_unix_ms: number;
 }
 
+/** Largest batch an adaptive sizer sends when the model sets no `batching.max_batch_size`. */
+export const DEFAULT_MAX_BATCH_SIZE = 256;
+
 /** How a model's scheduler forms batches (all optional; defaults in the scheduler). */
 export interface BatchingConfig {
   /** Adaptive sizer for `batch_size: -1`: AIMD (default) or quantile regression. */
   sizer?: 'aimd' | 'quantile';
-  /** Upper bound for adaptive batch sizes (default 256). */
+  /** Upper bound for adaptive batch sizes (default DEFAULT_MAX_BATCH_SIZE, 256). */
   max_batch_size?: number;
   /** Delayed batching: wait up to this long for a fuller batch when the queue is short (default 0). */
   delay_ms?: number;

@@ -17,6 +17,8 @@ export interface ModelWrapper {
   readonly kind: string;
   /** Evaluates a batch: one result per input, same order. A failure of the whole model throws. */
   predict(inputs: readonly Tensor[]): Promise<RowResult[]>;
+  /** A row the model takes (zeros of its declared shape) for the worker's warm-up; none when the shape is not fully known. */
+  sampleRow?(): Tensor | undefined;
   close(): Promise<void>;
 }
 

@@ -41,8 +41,14 @@ export class OnnxWrapper implements ModelWrapper {
     const rowShape = dims.every((d): d is number => typeof d === 'number' && d > 0) ? dims : undefined;
     const wrapper = new OnnxWrapper(session, input.name, output.name, inputDType, rowShape);
     log.info({ file, input: input.name, inputType: input.type, inputShape: input.shape, output: output.name, threads }, 'onnx model loaded');
-    if (rowShape) await wrapper.predict([fromNumbers(inputDType === 'BYTES' ? 'FP32' : inputDType, new Array(elementCount(rowShape)).fill(0), rowShape)]);
+    const row = wrapper.sampleRow();
+    if (row) await wrapper.predict([row]);
     return wrapper;
+  }
+
+  sampleRow(): Tensor | undefined {
+    if (!this.rowShape || this.inputDType === 'BYTES') return undefined;
+    return fromNumbers(this.inputDType, new Array(elementCount(this.rowShape)).fill(0), this.rowShape);
   }
 
   async predict(inputs: readonly Tensor[]): Promise<RowResult[]> {

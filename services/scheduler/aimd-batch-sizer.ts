@@ -101,6 +101,11 @@ export class AimdBatchSizer implements BatchSizer {
     return this.size;
   }
 
+  /** Starts from `size` (clamped to [1, maxBatchSize]) instead of the initial size, if no batch was observed yet. */
+  startAt(size: number): void {
+    if (this.line.count === 0 && Number.isFinite(size)) this.size = Math.max(1, Math.min(this.maxBatchSize, Math.floor(size)));
+  }
+
   /**
    * Invalid observations (size < 1, latency negative or not finite) are ignored. An on-budget batch
    * grows the size only if it was full (size ≥ the current limit); an over-budget batch cuts the

@@ -13,6 +13,11 @@ export interface BatchSizer {
   estimateLatencyUs(size: number): number | undefined;
   /** The latency budget a batch must fit in changed (e.g. an app's SLO changed). */
   setBudgetUs(budgetUs: number): void;
+  /**
+   * The replica's warm-up says batches of `size` fit the budget: an adaptive sizer starts there
+   * instead of at its initial size, unless it has observed a batch already (a fixed size ignores it).
+   */
+  startAt(size: number): void;
 }
 
 /** A fixed maximum batch size (the model's `batch_size`). */
@@ -39,5 +44,9 @@ export class FixedBatchSizer implements BatchSizer {
 
   setBudgetUs(): void {
     // fixed: the budget does not change the size
+  }
+
+  startAt(): void {
+    // fixed: the size is the model's
   }
 }

@@ -5,6 +5,7 @@
 import { AimdBatchSizer } from './aimd-batch-sizer.js';
 import { FixedBatchSizer, type BatchSizer } from './batch-sizer.js';
 import { QuantileBatchSizer } from './quantile-batch-sizer.js';
+import type { ProfilePoint } from '../../shared/protocol.js';
 
 export type SizerKind = 'fixed' | 'aimd' | 'quantile';
 
@@ -34,4 +35,15 @@ export function createBatchSizer(opts: CreateBatchSizerOptions): BatchSizer {
     default:
       throw new RangeError(`unknown batch sizer kind ${String((opts as { kind: unknown }).kind)}`);
   }
+}
+
+/**
+ * Where an adaptive sizer starts on a replica whose warm-up measured `profile` (compute time per batch
+ * size): the largest profiled size that computes in at most half the budget, since the round trip
+ * and contention the warm-up does not see take their share too; 1 when none does.
+ */
+export function startingBatchSize(profile: readonly ProfilePoint[], budgetUs: number): number {
+  let size = 1;
+  for (const p of profile) if (p.compute_us <= budgetUs / 2) size = Math.max(size, p.size);
+  return size;
 }

@@ -103,6 +103,11 @@ export class QuantileBatchSizer implements BatchSizer {
     return probe ? Math.max(1, Math.floor(fitted / 2)) : fitted;
   }
 
+  /** Explores from `size` (clamped to [1, maxBatchSize]) instead of the initial size, if nothing was observed yet. */
+  startAt(size: number): void {
+    if (this.n === 0 && Number.isFinite(size)) this.warmSize = Math.max(1, Math.min(this.maxBatchSize, Math.floor(size)));
+  }
+
   /** Invalid observations (size < 1, latency negative or not finite) are ignored. */
   observe(size: number, latencyUs: number): void {
     if (!(Number.isFinite(size) && size >= 1 && Number.isFinite(latencyUs) && latencyUs >= 0)) return;

@@ -19,12 +19,12 @@ import { decode, encode } from '../../shared/codec.js';
 import { ClipperError, isOverloadRefusal } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, errorFromReply, natsRequestError, replyError, Requester } from '../../shared/nats.js';
-import { cachePutOf, endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type Heartbeat, type PolicyAnswer } from '../../shared/protocol.js';
-import { openRegistryBucket, RegistryView } from '../../shared/registry.js';
+import { cachePutOf, endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type Heartbeat, type PolicyAnswer, type ProfilePoint } from '../../shared/protocol.js';
+import { DEFAULT_MAX_BATCH_SIZE, openRegistryBucket, RegistryView } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { checkTensor, type Tensor } from '../../shared/tensor.js';
 import type { BatchSizer } from './batch-sizer.js';
-import { createBatchSizer, type SizerKind } from './batch-sizers.js';
+import { createBatchSizer, startingBatchSize, type SizerKind } from './batch-sizers.js';
 import { SchedulerMetrics } from './scheduler-metrics.js';
 import { BatchLatencyModel, batchSizeFor, completionMs, LatenessQuantile, type ReplicaOutlook } from './completion-estimate.js';
 import { DeadlineQueue } from './deadline-queue.js';
@@ -76,6 +76,8 @@ interface Replica {
   instance?: string;
   /** Said it is stopping: gets no new batches, leaves once its in-flight batches are done. */
   draining: boolean;
+  /** Its warm-up's compute time per batch size (from its heartbeats), once seen. */
+  profile?: readonly ProfilePoint[];
 }
 
 /** How batches are formed, from the model's registry record. */
@@ -90,7 +92,6 @@ interface BatchingSettings {
 
 const DEFAULT_SLO_US = 100_000;
 const DEFAULT_SLO_FRACTION = 0.4;
-const DEFAULT_MAX_BATCH = 256;
 /**
  * Estimates only guide admission and skipping while fresh. A stale one (say from a burst of
  * contention) would otherwise refuse or skip every task, so no batch would run to correct it.
@@ -135,7 +136,7 @@ export class Scheduler implements Actor {
     this.view = new RegistryView(deps.log);
     this.requester = new Requester(deps.nc);
     this.metrics = new SchedulerMetrics({ model: config.model, version: config.version });
-    this.settings = { kind: 'aimd', maxBatchSize: DEFAULT_MAX_BATCH, delayMs: 0, budgetUs: DEFAULT_SLO_US * DEFAULT_SLO_FRACTION, maxQueueLength: config.maxQueueLength };
+    this.settings = { kind: 'aimd', maxBatchSize: DEFAULT_MAX_BATCH_SIZE, delayMs: 0, budgetUs: DEFAULT_SLO_US * DEFAULT_SLO_FRACTION, maxQueueLength: config.maxQueueLength };
   }
 
   async start(): Promise<void> {
@@ -181,7 +182,7 @@ export class Scheduler implements Actor {
     const next: BatchingSettings = {
       kind: record.batch_size > 0 ? 'fixed' : (b.sizer ?? 'aimd'),
       ...(record.batch_size > 0 ? { batchSize: record.batch_size } : {}),
-      maxBatchSize: record.batch_size > 0 ? record.batch_size : (b.max_batch_size ?? DEFAULT_MAX_BATCH),
+      maxBatchSize: record.batch_size > 0 ? record.batch_size : (b.max_batch_size ?? DEFAULT_MAX_BATCH_SIZE),
       delayMs: b.delay_ms ?? 0,
       budgetUs: Math.max(100, (b.slo_fraction ?? DEFAULT_SLO_FRACTION) * sloUs),
       maxQueueLength: b.max_queue_length ?? this.config.maxQueueLength,
@@ -190,15 +191,18 @@ export class Scheduler implements Actor {
     this.settings = next;
     const resize = prev.kind !== next.kind || prev.batchSize !== next.batchSize || prev.maxBatchSize !== next.maxBatchSize;
     for (const r of this.replicas.values()) {
-      if (resize) r.sizer = this.newSizer();
+      if (resize) r.sizer = this.newSizer(r.profile);
       else if (prev.budgetUs !== next.budgetUs) r.sizer.setBudgetUs(next.budgetUs);
     }
     if (JSON.stringify(prev) !== JSON.stringify(next)) this.deps.log.info({ settings: next }, 'batching settings applied');
   }
 
-  private newSizer(): BatchSizer {
+  /** A sizer for the current settings; with a replica's warm-up profile, starting where that says. */
+  private newSizer(profile?: readonly ProfilePoint[]): BatchSizer {
     const s = this.settings;
-    return createBatchSizer({ kind: s.kind, batchSize: s.batchSize, maxBatchSize: s.maxBatchSize, budgetUs: s.budgetUs });
+    const sizer = createBatchSizer({ kind: s.kind, batchSize: s.batchSize, maxBatchSize: s.maxBatchSize, budgetUs: s.budgetUs });
+    if (profile) sizer.startAt(startingBatchSize(profile, s.budgetUs));
+    return sizer;
   }
 
   // ---- replicas ---------------------------------------------------------------------------------
@@ -227,8 +231,11 @@ export class Scheduler implements Actor {
       this.deps.log.warn({ err }, 'bad heartbeat ignored');
       return;
     }
-    if (hb.state === 'ready' && hb.subject) this.upsertReplica(hb.id, hb.subject, hb.instance);
-    else if (hb.state === 'stopping') {
+    if (hb.state === 'ready' && hb.subject) {
+      this.upsertReplica(hb.id, hb.subject, hb.instance);
+      const replica = this.replicas.get(hb.id);
+      if (replica && !replica.profile && hb.profile) this.seedReplica(replica, hb.profile);
+    } else if (hb.state === 'stopping') {
       const r = this.replicas.get(hb.id);
       // A draining worker finishes what it has; it just gets nothing new. If its batch fails
       // after all, markDead still finds it here and re-queues the tasks.
@@ -254,6 +261,19 @@ export class Scheduler implements Actor {
     this.replicas.set(id, { id, subject, instance, lastSeenUnixMs: Date.now(), lastBatchUnixMs: 0, latency: new BatchLatencyModel(), sizer: this.newSizer(), inFlight: new Map(), draining: false });
     this.deps.log.info({ replica: id, replicas: this.replicas.size }, 'replica joined');
     this.pump();
+  }
+
+  /**
+   * A replica's warm-up profile (services/worker/warm-up.ts): unless it has run a batch already, its
+   * sizer starts from the largest profiled size that computes in half the budget, instead of one.
+   * (The latency estimate is left to the replica's own batches: the profile has no round trip in it,
+   * and taking that from the first batch, often a cold one, put the estimate at 8 ms for batches that
+   * took 3.)
+   */
+  private seedReplica(replica: Replica, profile: readonly ProfilePoint[]): void {
+    replica.profile = profile;
+    replica.sizer.startAt(startingBatchSize(profile, this.settings.budgetUs));
+    this.deps.log.info({ replica: replica.id, batchSize: replica.sizer.batchSize(), profile }, 'replica seeded from its warm-up');
   }
 
   private forgetIfDrained(replica: Replica): void {

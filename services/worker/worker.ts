@@ -10,12 +10,13 @@ import { ClipperError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, publishError, reply, replyError } from '../../shared/nats.js';
 import { encode } from '../../shared/codec.js';
-import { cachePutOf, endpoints, PROTOCOL_VERSION, type Batch, type Heartbeat } from '../../shared/protocol.js';
-import { Registry, type ModelRecord } from '../../shared/registry.js';
+import { cachePutOf, endpoints, PROTOCOL_VERSION, type Batch, type Heartbeat, type ProfilePoint } from '../../shared/protocol.js';
+import { DEFAULT_MAX_BATCH_SIZE, Registry, type ModelRecord } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
-import { checkTensor } from '../../shared/tensor.js';
+import { checkTensor, type Tensor } from '../../shared/tensor.js';
 import { loadWrapper, type ModelWrapper, type RowResult } from '../../wrappers/mod.js';
 import type { WorkerConfig } from './types.js';
+import { profileBatches } from './warm-up.js';
 
 export interface WorkerDeps {
   nc: NatsConnection;
@@ -34,6 +35,8 @@ export class Worker implements Actor {
   /** Batches run one after another: the scheduler's pull-style dispatch assumes it. */
   private chain: Promise<void> = Promise.resolve();
   private inFlight = 0;
+  /** The warm-up's compute time per batch size, sent with the heartbeats. */
+  private profile?: ProfilePoint[];
 
   constructor(private readonly config: Readonly<WorkerConfig>, private readonly deps: WorkerDeps) {
     this.subjects = new Subjects(config.prefix);
@@ -50,6 +53,7 @@ export class Worker implements Actor {
     this.heartbeat = setInterval(() => this.beat(), this.config.heartbeatMs);
     const record = await this.waitForModel();
     this.wrapper = await loadWrapper(record, this.config.baseDir, this.deps.log);
+    await this.warmUp(record, this.wrapper);
     this.service = await this.deps.nc.services.add({
       name: 'clipper-worker',
       version: '0.1.0',
@@ -72,11 +76,25 @@ export class Worker implements Actor {
     }
   }
 
+  /**
+   * Runs the warm-up (warm-up.ts) when the wrapper can make a sample row; its profile then goes out
+   * with every heartbeat, so a scheduler that starts later still gets it.
+   */
+  private async warmUp(record: ModelRecord, wrapper: ModelWrapper): Promise<void> {
+    const row = wrapper.sampleRow?.();
+    if (!row) return;
+    const maxBatchSize = record.batch_size > 0 ? record.batch_size : (record.batching?.max_batch_size ?? DEFAULT_MAX_BATCH_SIZE);
+    const started = performance.now();
+    this.profile = await profileBatches((size) => wrapper.predict(new Array<Tensor>(size).fill(row)), { maxBatchSize });
+    this.deps.log.info({ profile: this.profile, ms: Math.round(performance.now() - started) }, 'warm-up done: compute time per batch size');
+  }
+
   private beat(): void {
     const { model, version, replica } = this.config;
     const hb: Heartbeat = {
       v: PROTOCOL_VERSION, actor: 'worker', id: `${model}.${version}.${replica}`, state: this.state,
       ts_unix_ms: Date.now(), model, version, replica, subject: this.subject, capacity: 1, instance: this.instance,
+      ...(this.profile ? { profile: this.profile } : {}),
     };
     this.deps.nc.publish(this.subjects.events('worker', model, version, replica), encode(hb));
   }

@@ -4,19 +4,23 @@
  * retryable error (HTTP 503 + Retry-After, CLIPPER_ERR_QUEUE_FULL on NATS), and so does the
  * scheduler for a task that waited in its queue, or reached it, too late to be served in time
  * (when its model could have served it in its budget; otherwise it expires). Delayed batching waits
- * for a fuller batch only while the query at the head of the queue can afford it.
+ * for a fuller batch only while the query at the head of the queue can afford it. An ONNX worker's
+ * warm-up profile sets where its adaptive sizer starts.
  */
 import { expect } from 'chai';
 import { Packr } from 'msgpackr';
 import { connect, type NatsConnection } from 'nats';
+import { DEMO } from '../../cli/stack.js';
+import { startingBatchSize } from '../../services/scheduler/batch-sizers.js';
 import { ERROR_CODE_HEADER, ERROR_TEXT_HEADER } from '../../shared/errors.js';
 import { serviceStats } from '../../shared/nats.js';
+import type { Heartbeat, ProfilePoint } from '../../shared/protocol.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { fixture, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
 
 const msgpack = new Packr({ useRecords: false });
 
-interface SchedulerStats { queued: number; requeued: number; rejected: number; expired: number; replicas: { id: string; in_flight: number }[] }
+interface SchedulerStats { queued: number; requeued: number; rejected: number; expired: number; replicas: { id: string; in_flight: number; batch_size: number }[] }
 
 describe('replicas and overload (real processes)', function () {
   this.timeout(120_000);
@@ -188,5 +192,21 @@ describe('replicas and overload (real processes)', function () {
       return s && s.replicas.every((r) => r.in_flight === 0) ? s : undefined;
     }, 5_000, 'the batch to finish');
     expect(after.overrun).to.equal(overrunBefore + 1);
+  });
+
+  it('warm-up - an ONNX worker profiles its batch sizes at load, and its adaptive sizer starts from the profile instead of 1', async () => {
+    await sys.admin.call('add_model', { model_name: 'profiled', model_version: '1', input_type: 'floats', wrapper: 'onnx', model_data_path: DEMO.model.model_data_path, batch_size: -1, batching: { max_batch_size: 16 } });
+    await sys.admin.call('add_app', { name: 'profiled', input_type: 'floats', latency_slo_micros: 100_000, candidate_model_names: ['profiled'] });
+    let heard: ProfilePoint[] | undefined;
+    const heartbeats = nc.subscribe('clipper.events.worker.profiled.1.>', { callback: (_err, m) => void (heard ??= (msgpack.unpack(m.data) as Heartbeat).profile) });
+    const profile = await eventually(async () => heard, 30_000, 'a heartbeat with the warm-up profile').finally(() => heartbeats.unsubscribe());
+    // Powers of two up to max_batch_size, each with a measured compute time.
+    expect(profile.map((p) => p.size)).to.deep.equal([1, 2, 4, 8, 16]);
+    for (const p of profile) expect(p.compute_us).to.be.greaterThan(0);
+    // Budget: 0.4 of the 100 ms SLO. The digits MLP computes 16 rows in far under 20 ms.
+    const start = startingBatchSize(profile, 40_000);
+    expect(start).to.equal(16);
+    await eventually(async () => (await schedulerStats('profiled')).replicas.some((r) => r.batch_size === start), 10_000, 'a replica starting at the profiled size');
+    await waitForModelAnswer(sys, 'profiled', { input: new Array(64).fill(0) });
   });
 });

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 
 import { AimdBatchSizer } from '../../services/scheduler/aimd-batch-sizer.js';
 import { FixedBatchSizer, type BatchSizer } from '../../services/scheduler/batch-sizer.js';
-import { createBatchSizer, SIZER_KINDS } from '../../services/scheduler/batch-sizers.js';
+import { createBatchSizer, SIZER_KINDS, startingBatchSize } from '../../services/scheduler/batch-sizers.js';
 import { QuantileBatchSizer, QUANTILE_WARMUP } from '../../services/scheduler/quantile-batch-sizer.js';
 
 /** A small seeded PRNG (mulberry32) so that the simulations are reproducible. */
@@ -347,6 +347,46 @@ describe('batch sizers', () => {
       ),
       { numRuns: 200 },
     );
+  });
+
+  describe('starting from a warm-up profile', () => {
+    const profile = [
+      { size: 1, compute_us: 1100 }, { size: 2, compute_us: 1150 }, { size: 4, compute_us: 1200 }, { size: 8, compute_us: 1450 },
+      { size: 16, compute_us: 1800 }, { size: 32, compute_us: 3000 }, { size: 64, compute_us: 5400 }, { size: 128, compute_us: 10_000 },
+    ];
+
+    it('warm-up start - the largest profiled size that computes in half the budget, else 1', () => {
+      expect(startingBatchSize(profile, 8000)).to.equal(32); // 64 takes 5.4 ms > 4 ms
+      expect(startingBatchSize(profile, 20_000)).to.equal(128);
+      expect(startingBatchSize(profile, 2000)).to.equal(1); // not even one task in 1 ms
+      expect(startingBatchSize([], 8000)).to.equal(1);
+    });
+
+    it('warm-up start - AIMD and quantile sizers start there (clamped) until their first batch; a fixed size ignores it', () => {
+      const aimd = new AimdBatchSizer({ budgetUs: 8000, maxBatchSize: 20 });
+      aimd.startAt(32);
+      expect(aimd.batchSize()).to.equal(20);
+      aimd.startAt(0);
+      expect(aimd.batchSize()).to.equal(1);
+      aimd.startAt(12);
+      expect(aimd.batchSize()).to.equal(12);
+      aimd.observe(12, 3000); // full and on budget: +1
+      expect(aimd.batchSize()).to.equal(13);
+      aimd.startAt(4); // it has measured a batch: its own evidence wins
+      expect(aimd.batchSize()).to.equal(13);
+
+      const quantile = new QuantileBatchSizer({ budgetUs: 8000, maxBatchSize: 64 });
+      quantile.startAt(32);
+      expect(quantile.batchSize()).to.equal(32);
+      quantile.observe(32, 3000);
+      expect(quantile.batchSize()).to.equal(33);
+      quantile.startAt(2);
+      expect(quantile.batchSize()).to.equal(33);
+
+      const fixed = new FixedBatchSizer(8);
+      fixed.startAt();
+      expect(fixed.batchSize()).to.equal(8);
+    });
   });
 
   describe('factory', () => {

@@ -226,6 +226,8 @@ describe('protocol', () => {
       expect(heartbeatMessage.parse(hb)).to.equal(hb);
       heartbeatMessage.parse({ v, actor: 'ingress', id: 'h', state: 'loading', ts_unix_ms: 0 });
       heartbeatMessage.parse({ v, actor: 'ingress', id: 'h', state: 'stopping', ts_unix_ms: 0 });
+      const withProfile = { ...hb, profile: [{ size: 1, compute_us: 1100 }, { size: 2, compute_us: 1150.5 }] };
+      expect(heartbeatMessage.parse(withProfile)).to.equal(withProfile);
     });
 
     it('protocol - a heartbeat checks state, capacity, required fields and unknown keys', () => {
@@ -233,6 +235,10 @@ describe('protocol', () => {
       expectSchemaError(heartbeatMessage, { ...hb, capacity: 0 }, /\/capacity/);
       expectSchemaError(heartbeatMessage, { ...hb, capacity: 1.5 }, /\/capacity/);
       expectSchemaError(heartbeatMessage, { ...hb, load: 3 }, /additional properties/);
+      expectSchemaError(heartbeatMessage, { ...hb, profile: [{ size: 0, compute_us: 1 }] }, /\/profile\/0\/size/);
+      expectSchemaError(heartbeatMessage, { ...hb, profile: [{ size: 1, compute_us: -1 }] }, /\/profile\/0\/compute_us/);
+      expectSchemaError(heartbeatMessage, { ...hb, profile: [{ size: 1 }] }, /compute_us/);
+      expectSchemaError(heartbeatMessage, { ...hb, profile: Array.from({ length: 33 }, (_, i) => ({ size: i + 1, compute_us: 1 })) }, /\/profile/);
       for (const key of ['v', 'actor', 'id', 'state', 'ts_unix_ms']) {
         const { [key]: _drop, ...rest } = hb as Record<string, unknown>;
         void _drop;
