@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { sleep } from '../shared/actor.js';
 import { isNatsReachable, NatsServer } from '../shared/nats-server.js';
-import { actorScript, ChildActor, PROJECT_ROOT } from '../shared/process.js';
+import { actorScript, ChildActor, PROJECT_ROOT, schedPolicyInEffect } from '../shared/process.js';
 import { AdminClient } from './admin-client.js';
 
 export interface StackOptions {
@@ -57,6 +57,8 @@ export class Stack {
 
   static async start(opts: StackOptions): Promise<Stack> {
     const say = opts.onProgress ?? (() => undefined);
+    // Checks CLIPPER_SCHED_POLICY before anything starts.
+    say(`actors run under ${schedPolicyInEffect({ ...process.env, ...opts.env })}`);
     fs.mkdirSync(opts.dataDir, { recursive: true });
     let natsUrl = opts.natsUrl;
     let server: NatsServer | undefined;

@@ -9,6 +9,7 @@
 import { Packr } from 'msgpackr';
 import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { mulberry32 } from '../infra/models/mlp.js';
+import { schedPolicyInEffect } from '../shared/process.js';
 import { cleanupOnce, loadBeforeBench, machineSpeed, progress, startPeer, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { remoteGenerator, type GeneratorTarget } from './step-runner.js';
 import type { PlotSpec } from './plot.js';
@@ -137,6 +138,7 @@ export async function runBatching(opts: BatchingOptions): Promise<{ result: Reco
       aimd_nats_over_peer: aimdNatsOverPeer,
       slo_ms: sloMs,
       load_avg_1m_at_start: loadAvg,
+      sched_policy: schedPolicyInEffect(),
       model: 'MLP 784-2048-2048-10 (ONNX, 1 intra-op thread per process)',
       aimd_delay_ms: AIMD_DELAY_MS,
       step_duration_s: opts.stepS,

@@ -59,7 +59,7 @@ export interface Peer {
  * scheduling policy (shared/process.ts, schedPrefix), so that the two are compared on the same terms.
  */
 export async function startPeer(modelFile: string, wrapper: 'js' | 'onnx', inputLength: number): Promise<Peer> {
-  const [execPath, ...execArgv] = [...schedPrefix(), process.execPath];
+  const [execPath, ...execArgv] = [...schedPrefix(), process.execPath, ...process.execArgv];
   const child: ChildProcess = fork(path.join(DIST_ROOT, 'loadtest', 'peer-server.js'), ['--model', modelFile, '--wrapper', wrapper, '--length', String(inputLength)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execPath, execArgv });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));

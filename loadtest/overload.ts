@@ -2,13 +2,14 @@
  * `npm run bench -- overload`: behaviour past capacity. The `aimd` app of the batching bench (MLP
  * 784-2048-2048-10, adaptive batching, 20 ms SLO): find its capacity (highest rate with P99 within
  * the SLO), hold that rate for 20 s (what it sustains: `sustained_1x_qps`), then offer twice that for
- * 20 s, open loop. A system that degrades gracefully keeps its
- * goodput near capacity and answers everything else quickly, refused (retryable 429/503) or with the
- * default output at the deadline, instead of letting queues and latencies grow without bound. The
- * overload's requests carry `X-Request-Start` (their scheduled send time), so the time a request
- * waits in front of the ingress counts against its SLO (`--no-stamp-start`: it does not).
+ * 20 s, open loop. A system that degrades gracefully keeps its goodput near capacity and answers
+ * everything else quickly, refused (retryable 429/503) or with the default output at the deadline,
+ * instead of letting queues and latencies grow without bound. The hold's and the overload's requests
+ * carry `X-Request-Start` (their scheduled send time), so the time a request waits in front of the
+ * ingress counts against its SLO (`--no-stamp-start`: it does not).
  */
 import { ensureBenchModel } from '../infra/build-bench-model.js';
+import { schedPolicyInEffect } from '../shared/process.js';
 import { AIMD_DELAY_MS, BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './batching.js';
 import { cleanupOnce, loadBeforeBench, machineSpeed, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender, runOpenLoop } from './open-loop.js';
@@ -130,6 +131,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       slo_ms: sloMs,
       aimd_delay_ms: AIMD_DELAY_MS,
       load_avg_1m_at_start: loadAvg,
+      sched_policy: schedPolicyInEffect(),
       targets,
       met: { ...met, all: Object.values(met).every(Boolean) },
       scheduler: scheduler ? { tasks: scheduler.tasks, batches: scheduler.batches, expired: scheduler.expired, rejected: scheduler.rejected, requeued: scheduler.requeued } : null,
@@ -139,6 +141,8 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
         ok: r.per_second.map((c) => c.ok),
         rejected: r.per_second.map((c) => c.rejected),
         defaults: r.per_second.map((c) => c.defaults),
+        errors: r.per_second.map((c) => c.errors),
+        held_1x_ok: held.per_second.map((c) => c.ok),
       },
     };
     const plot: PlotSpec = {

@@ -11,7 +11,7 @@
 import path from 'node:path';
 import { connect, RequestStrategy, type NatsConnection } from 'nats';
 import { sleep } from '../shared/actor.js';
-import { PROJECT_ROOT } from '../shared/process.js';
+import { PROJECT_ROOT, schedPolicyInEffect } from '../shared/process.js';
 import { cleanupOnce, loadBeforeBench, progress, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender } from './open-loop.js';
 import type { PlotSpec } from './plot.js';
@@ -129,6 +129,7 @@ export async function runReplicas(opts: ReplicasOptions): Promise<{ result: Reco
       met: ratio !== null && ratio >= target,
       slo_ms: sloMs,
       load_avg_1m_at_start: loadAvg,
+      sched_policy: schedPolicyInEffect(),
       p99_ms: { 1: sweeps.get(1)!.p99_ms_at_max, 2: sweeps.get(2)!.p99_ms_at_max, 4: sweeps.get(4)!.p99_ms_at_max },
       model: `simulated accelerator, ${opts.batchMs} ms per batch, batch_size ${opts.batchSize}`,
       replica_control: opts.setNumReplicas ? 'set_num_replicas' : 'one model per count (add_model num_replicas)',

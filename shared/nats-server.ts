@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { connect } from 'nats';
 import { sleep } from './actor.js';
-import { schedPrefix } from './process.js';
+import { findExecutable, schedPrefix } from './process.js';
 
 export const NATS_INSTALL_HINT =
   'nats-server was not found on PATH. Install it (Debian/Ubuntu: `sudo apt-get install -y nats-server`; ' +
@@ -16,17 +16,7 @@ export const NATS_INSTALL_HINT =
 
 export function findNatsServerBinary(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.NATS_SERVER_BIN) return fs.existsSync(env.NATS_SERVER_BIN) ? env.NATS_SERVER_BIN : undefined;
-  const dirs = [...(env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin'];
-  for (const dir of dirs) {
-    const candidate = path.join(dir, 'nats-server');
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+  return findExecutable('nats-server', env);
 }
 
 export interface NatsServerOptions {

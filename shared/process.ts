@@ -17,26 +17,56 @@ export function actorScript(actor: string): string {
 /** Linux scheduling policies an actor process may run under (`CLIPPER_SCHED_POLICY`). */
 export const SCHED_POLICIES = ['batch', 'normal'] as const;
 
-let chrtWorks: boolean | undefined;
+/** An executable `name` in PATH or the usual system folders, as an absolute path. */
+export function findExecutable(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  for (const dir of [...(env.PATH ?? '').split(path.delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin', '/bin']) {
+    const candidate = path.join(dir, name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** util-linux's chrt, if it is there and may set both policies here (probed once). */
+let chrt: string | null | undefined;
+function workingChrt(): string | undefined {
+  if (chrt === undefined) {
+    const found = process.platform === 'linux' ? findExecutable('chrt') : undefined;
+    const works = (flag: string): boolean => spawnSync(found!, [flag, '0', 'true'], { stdio: 'ignore' }).status === 0;
+    chrt = found && works('--batch') && works('--other') ? found : null;
+  }
+  return chrt ?? undefined;
+}
+
+/** The policy `CLIPPER_SCHED_POLICY` asks for (unset or empty: `batch`); throws on an unknown one. */
+export function schedPolicy(env: NodeJS.ProcessEnv = process.env): (typeof SCHED_POLICIES)[number] {
+  const policy = env.CLIPPER_SCHED_POLICY || 'batch';
+  if (!(SCHED_POLICIES as readonly string[]).includes(policy)) throw new Error(`CLIPPER_SCHED_POLICY must be one of ${SCHED_POLICIES.join(', ')}, got ${JSON.stringify(policy)}`);
+  return policy as (typeof SCHED_POLICIES)[number];
+}
 
 /**
- * The command prefix that starts a process under `CLIPPER_SCHED_POLICY` (default `batch`): on Linux,
- * `chrt --batch 0` (SCHED_BATCH, the same priority, no privileges needed), when util-linux's chrt is
- * there and the kernel lets it set the policy; otherwise nothing, and the process runs SCHED_OTHER.
- * The actors are event loops that pass each query on over NATS, so every message wakes another
- * process; under SCHED_OTHER the woken one preempts the one that woke it (an ONNX batch, the
- * ingress parsing a body), and on two vCPUs those preemptions were the tail: at 2400 HTTP queries/s,
- * P99 24 ms and 560–690 refused in 4 s under SCHED_OTHER against 18 ms and 50–100 under SCHED_BATCH,
- * and at 4600/s offered 1770–1860 against 2550–2850 model answers a second (docs/benchmarks.md).
- * A SCHED_BATCH process is not preempted by the wake-up of another; it yields the CPU when its
- * event loop waits, as these do within a batch's time. `normal` turns it off. Throws on another value.
+ * The command prefix that starts an actor (or the embedded nats-server) under `CLIPPER_SCHED_POLICY`:
+ * `chrt --batch 0` (SCHED_BATCH, same priority, no privileges) by default, `chrt --other 0` for
+ * `normal`; nothing where chrt is missing or may not set them (not Linux, a restricted container),
+ * and the process then keeps its parent's policy. Why SCHED_BATCH: each query passes from process to
+ * process over NATS, and a woken SCHED_BATCH process does not preempt the running one (an ONNX batch,
+ * the ingress parsing a body) but waits for it to yield or for the tick; measured in docs/benchmarks.md.
  */
 export function schedPrefix(env: NodeJS.ProcessEnv = process.env): string[] {
-  const policy = env.CLIPPER_SCHED_POLICY ?? 'batch';
-  if (!(SCHED_POLICIES as readonly string[]).includes(policy)) throw new Error(`CLIPPER_SCHED_POLICY must be one of ${SCHED_POLICIES.join(', ')}, got ${JSON.stringify(policy)}`);
-  if (policy === 'normal' || process.platform !== 'linux') return [];
-  chrtWorks ??= spawnSync('chrt', ['--batch', '0', 'true'], { stdio: 'ignore' }).status === 0;
-  return chrtWorks ? ['chrt', '--batch', '0'] : [];
+  const policy = schedPolicy(env);
+  const bin = workingChrt();
+  return bin ? [bin, policy === 'batch' ? '--batch' : '--other', '0'] : [];
+}
+
+/** What `schedPrefix` applies, in words, for logs and results. */
+export function schedPolicyInEffect(env: NodeJS.ProcessEnv = process.env): string {
+  const policy = schedPolicy(env);
+  return workingChrt() ? (policy === 'batch' ? 'SCHED_BATCH' : 'SCHED_OTHER') : 'inherited (no working chrt)';
 }
 
 export interface SpawnOptions {
@@ -66,11 +96,15 @@ export class ChildActor {
     const [command, ...args] = [...schedPrefix(env), process.execPath, ...nodeArgs, script, ...(opts.args ?? [])];
     this.child = spawn(command!, args, { env, stdio });
     if (fd !== undefined) fs.closeSync(fd);
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null)));
+      // Not started at all (the executable vanished): there will be no 'exit'; 127 as a shell says it.
+      this.child.once('error', () => this.child.pid === undefined && resolve(127));
+    });
   }
 
   get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    return this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   /** SIGTERM, then SIGKILL if it is still running after `graceMs`. */

@@ -354,7 +354,9 @@ export const heartbeatMessage = defineMessage<Heartbeat>({
       items: { type: 'object', required: ['size', 'compute_us'], properties: { size: { type: 'integer', minimum: 1 }, compute_us: { type: 'number', minimum: 0 } }, additionalProperties: false },
     },
   },
-  additionalProperties: false,
+  // A newer worker's heartbeat may carry fields an older scheduler does not know (as `profile` once
+  // was): they are ignored rather than the heartbeat, which would drop a live replica in a rolling upgrade.
+  additionalProperties: true,
 });
 
 // ---- feedback: public request, stored record, outcome, policy shard control ---------------------

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { NatsConnection, Service } from 'nats';
 import type { Actor } from '../../shared/actor.js';
 import type { Logger } from '../../shared/logging.js';
-import { actorScript, ChildActor } from '../../shared/process.js';
+import { actorScript, ChildActor, schedPolicyInEffect } from '../../shared/process.js';
 import { openRegistryBucket, RegistryView } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { encode } from '../../shared/codec.js';
@@ -43,6 +43,8 @@ export class Agent implements Actor {
   }
 
   async start(): Promise<void> {
+    // A bad CLIPPER_SCHED_POLICY fails the start, not the first launch a reconcile makes later.
+    this.deps.log.info({ schedPolicy: schedPolicyInEffect() }, 'schedulers and workers will run under this scheduling policy');
     await this.view.start(await openRegistryBucket(this.deps.nc, this.subjects));
     this.view.onChange(() => this.scheduleReconcile());
     this.service = await this.deps.nc.services.add({ name: 'clipper-agent', version: '0.1.0', metadata: { host: this.config.host } });

@@ -11,6 +11,16 @@ import { RecentQueries, type QueryOutcome } from './recent-queries.js';
 /** Seconds, around the SLOs apps use: 0.5 ms to 1 s. */
 export const REQUEST_DURATION_BUCKETS_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1];
 
+/** Where the gauges read the ingress's current state at scrape time. */
+export interface IngressMetricSources {
+  /** Requests the ingress is handling now. */
+  inFlight: () => number;
+  /** The near cache's hit and miss counts, when it has one. */
+  near?: () => { hits: number; misses: number } | undefined;
+  /** The edge shedder's current share for an app (reading it closes a window whose time is up, as the next query would). */
+  shedShare?: (app: string) => number;
+}
+
 export class IngressMetrics {
   readonly registry = new Registry();
   readonly recent = new RecentQueries();
@@ -20,7 +30,8 @@ export class IngressMetrics {
   private readonly queueWait: Histogram<'app'>;
   private readonly feedback: Counter<'app' | 'outcome'>;
 
-  constructor(view: RegistryView, inFlight: () => number, near?: () => { hits: number; misses: number } | undefined, shedShare?: (app: string) => number) {
+  constructor(view: RegistryView, sources: IngressMetricSources) {
+    const { inFlight, near, shedShare } = sources;
     const registers = [this.registry];
     this.requests = new Counter({
       name: 'clipper_requests_total', help: 'Queries by app and outcome: ok (a model answered), default (the app\'s default output), refused (503, overload), error, forwarded (a direct NATS query: the worker answered the client, not counted in the latency histogram)', labelNames: ['app', 'outcome'], registers,
@@ -41,7 +52,7 @@ export class IngressMetrics {
       },
     });
     new Gauge({
-      name: 'clipper_ingress_shed_share', help: 'Share of each app\'s new queries this ingress refuses before reading them (load shedding, load-shedder.ts; 0 when its models keep up)', labelNames: ['app'], registers,
+      name: 'clipper_ingress_shed_share', help: 'Share of each app\'s new queries this ingress refuses before reading them, as set at the end of its last 200 ms window (load shedding; 0 when its models keep up)', labelNames: ['app'], registers,
       collect() {
         this.reset();
         if (shedShare) for (const a of view.apps.values()) this.set({ app: a.name }, shedShare(a.name));

@@ -75,7 +75,7 @@ export class Ingress implements Actor {
     this.view = new RegistryView(deps.log);
     this.executor = new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view, cacheShards: config.cacheShards, nearCacheBytes: config.nearCacheBytes });
     this.requester = new Requester(deps.nc);
-    this.metrics = new IngressMetrics(this.view, () => this.inFlight, () => this.executor.near?.counters, (app) => this.shedder.probability(app));
+    this.metrics = new IngressMetrics(this.view, { inFlight: () => this.inFlight, near: () => this.executor.near?.counters, shedShare: (app) => this.shedder.probability(app) });
     this.cluster = new ClusterStats({ ...deps, view: this.view, prefix: config.prefix }, config.statsPollMs);
     this.monitoring = new MonitoringEndpoints({ ...deps, view: this.view, metrics: this.metrics, cluster: this.cluster });
   }

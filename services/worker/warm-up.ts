@@ -3,10 +3,8 @@
  * of a row the model takes, each run a few times, before the replica says it is ready. It warms the
  * model and the process (the runtime's buffers for each batch shape, V8's code for the batch path),
  * and what it measures, the compute time per batch size, goes to the scheduler in the replica's
- * heartbeats. There it sets the batch size adaptive batching starts from and gives the latency
- * estimate its slope before the first query (scheduler.ts, `seedReplica`), where a replica used to
- * start at batches of one with no estimate and take a burst of load, a cold start or a new replica
- * under load, at a few hundred queries a second for its first seconds.
+ * heartbeats. There it sets the batch size adaptive batching starts from (scheduler.ts,
+ * `seedReplica`) instead of 1.
  */
 import type { ProfilePoint } from '../../shared/protocol.js';
 
@@ -17,6 +15,8 @@ export interface WarmUpOptions {
   repeats?: number;
   /** No larger size is started after this much time in all, ms (default 2000): big models stop early. */
   timeLimitMs?: number;
+  /** A size above 1 failed: the profile ends with the sizes before it (default: it is rethrown). */
+  onFailure?: (size: number, err: unknown) => void;
   /** Clock in ms (tests pass their own). */
   now?: () => number;
 }
@@ -33,7 +33,9 @@ export function warmUpSizes(maxBatchSize: number): number[] {
 /**
  * Runs `run(size)` for each warm-up size, `repeats` times, and returns each size's median compute
  * time, in order of size. Stops before a size once `timeLimitMs` is spent (at least size 1 runs).
- * A failing run throws: a model that cannot take its own sample row is not ready.
+ * A failure at size 1 throws: a model that cannot take its own sample row is not ready. A failure at
+ * a larger size (memory, an operator that takes no batches) ends the profile there, with `onFailure`
+ * told; the model still serves the sizes that worked.
  */
 export async function profileBatches(run: (size: number) => Promise<unknown>, opts: WarmUpOptions): Promise<ProfilePoint[]> {
   const repeats = opts.repeats ?? 3;
@@ -45,10 +47,16 @@ export async function profileBatches(run: (size: number) => Promise<unknown>, op
   for (const size of warmUpSizes(opts.maxBatchSize)) {
     if (points.length > 0 && now() - started >= timeLimitMs) break;
     const runs: number[] = [];
-    for (let i = 0; i < repeats; i++) {
-      const t0 = now();
-      await run(size);
-      runs.push((now() - t0) * 1000);
+    try {
+      for (let i = 0; i < repeats; i++) {
+        const t0 = now();
+        await run(size);
+        runs.push((now() - t0) * 1000);
+      }
+    } catch (err) {
+      if (size === 1 || !opts.onFailure) throw err;
+      opts.onFailure(size, err);
+      break;
     }
     runs.sort((a, b) => a - b);
     points.push({ size, compute_us: Math.round(runs[Math.floor(runs.length / 2)]!) });

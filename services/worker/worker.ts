@@ -85,7 +85,13 @@ export class Worker implements Actor {
     if (!row) return;
     const maxBatchSize = record.batch_size > 0 ? record.batch_size : (record.batching?.max_batch_size ?? DEFAULT_MAX_BATCH_SIZE);
     const started = performance.now();
-    this.profile = await profileBatches((size) => wrapper.predict(new Array<Tensor>(size).fill(row)), { maxBatchSize });
+    const run = async (size: number): Promise<void> => {
+      // A row that fails alone comes back as its error, not thrown: the run failed all the same.
+      const failed = (await wrapper.predict(new Array<Tensor>(size).fill(row))).find((r) => r instanceof ClipperError);
+      if (failed) throw failed;
+    };
+    const onFailure = (size: number, err: unknown): void => this.deps.log.warn({ err, size }, 'warm-up stopped: a batch of this size failed; the profile ends before it');
+    this.profile = await profileBatches(run, { maxBatchSize, onFailure });
     this.deps.log.info({ profile: this.profile, ms: Math.round(performance.now() - started) }, 'warm-up done: compute time per batch size');
   }
 

@@ -35,17 +35,29 @@ describe('worker warm-up', () => {
     expect(more.map((p) => p.size)).to.deep.equal([1, 2, 4]); // 100 + 200 ms spent before 4 starts, 700 before 8
   });
 
-  it('warm-up - a failing run fails the warm-up; bad repeats are refused', async () => {
+  it('warm-up - a larger size that fails ends the profile there (onFailure told); size 1 failing, or no onFailure, throws; bad repeats are refused', async () => {
     const failing = async (n: number): Promise<void> => {
       if (n > 2) throw new Error('out of memory');
     };
-    let error: unknown;
-    try {
-      await profileBatches(failing, { maxBatchSize: 8 });
-    } catch (err) {
-      error = err;
-    }
-    expect(error).to.be.instanceOf(Error).with.property('message', 'out of memory');
+    const told: [number, unknown][] = [];
+    const profile = await profileBatches(failing, { maxBatchSize: 8, onFailure: (size, err) => told.push([size, err]) });
+    expect(profile.map((p) => p.size)).to.deep.equal([1, 2]);
+    expect(told).to.have.length(1);
+    expect(told[0]![0]).to.equal(4);
+    expect(told[0]![1]).to.be.instanceOf(Error).with.property('message', 'out of memory');
+    const rejection = async (run: (n: number) => Promise<void>, onFailure?: () => void): Promise<unknown> => {
+      try {
+        await profileBatches(run, { maxBatchSize: 8, onFailure });
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    };
+    expect(await rejection(failing)).to.be.instanceOf(Error).with.property('message', 'out of memory');
+    const broken = async (): Promise<void> => {
+      throw new Error('no such input');
+    };
+    expect(await rejection(broken, () => undefined)).to.be.instanceOf(Error).with.property('message', 'no such input');
     for (const repeats of [0, 1.5]) {
       let refused: unknown;
       try {
