@@ -7,7 +7,7 @@ import { AdminClient } from '../cli/admin-client.js';
 import { connect } from 'nats';
 import { freePort, Stack, waitForModelAnswer } from '../cli/stack.js';
 import { serviceStats } from '../shared/nats.js';
-import { DIST_ROOT, schedPrefix } from '../shared/process.js';
+import { DIST_ROOT, schedForkOptions } from '../shared/process.js';
 
 /** Runs `fn` over `items` with `concurrency` workers; results in the order of the items. */
 export async function pool<T, R>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
@@ -59,8 +59,7 @@ export interface Peer {
  * scheduling policy (shared/process.ts, schedPrefix), so that the two are compared on the same terms.
  */
 export async function startPeer(modelFile: string, wrapper: 'js' | 'onnx', inputLength: number): Promise<Peer> {
-  const [execPath, ...execArgv] = [...schedPrefix(), process.execPath, ...process.execArgv];
-  const child: ChildProcess = fork(path.join(DIST_ROOT, 'loadtest', 'peer-server.js'), ['--model', modelFile, '--wrapper', wrapper, '--length', String(inputLength)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execPath, execArgv });
+  const child: ChildProcess = fork(path.join(DIST_ROOT, 'loadtest', 'peer-server.js'), ['--model', modelFile, '--wrapper', wrapper, '--length', String(inputLength)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...schedForkOptions() });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`peer exited with ${code}`)));

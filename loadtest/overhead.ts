@@ -7,7 +7,7 @@
 import { fork } from 'node:child_process';
 import path from 'node:path';
 import { connect } from 'nats';
-import { DIST_ROOT, PROJECT_ROOT, schedPrefix } from '../shared/process.js';
+import { DIST_ROOT, PROJECT_ROOT, schedForkOptions } from '../shared/process.js';
 import { JsonPoster } from './http-client.js';
 import { elapsedUs, LatencyRecorder, type LatencySummary } from './latency.js';
 import { progress, startPeer, startSystem, waitForApp } from './harness.js';
@@ -31,8 +31,7 @@ async function measure(poster: JsonPoster, path: string, body: string, n: number
 /** Round trips of a bare NATS request/reply between two processes, through the same server. */
 async function natsRoundTrips(url: string, n: number): Promise<LatencySummary> {
   // Under the actors' scheduling policy, as the nats-server it talks through.
-  const [execPath, ...execArgv] = [...schedPrefix(), process.execPath, ...process.execArgv];
-  const echo = fork(path.join(DIST_ROOT, 'loadtest', 'nats-echo.js'), [url, 'bench.echo'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execPath, execArgv });
+  const echo = fork(path.join(DIST_ROOT, 'loadtest', 'nats-echo.js'), [url, 'bench.echo'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...schedForkOptions() });
   await new Promise((resolve) => echo.once('message', resolve));
   const nc = await connect({ servers: url });
   const recorder = new LatencyRecorder();

@@ -63,6 +63,12 @@ export function schedPrefix(env: NodeJS.ProcessEnv = process.env): string[] {
   return bin ? [bin, policy === 'batch' ? '--batch' : '--other', '0'] : [];
 }
 
+/** `fork` options that start a node script under the same policy, with this process's node flags. */
+export function schedForkOptions(env: NodeJS.ProcessEnv = process.env): { execPath: string; execArgv: string[] } {
+  const [execPath, ...execArgv] = [...schedPrefix(env), process.execPath, ...process.execArgv];
+  return { execPath: execPath!, execArgv };
+}
+
 /** What `schedPrefix` applies, in words, for logs and results. */
 export function schedPolicyInEffect(env: NodeJS.ProcessEnv = process.env): string {
   const policy = schedPolicy(env);
