@@ -69,14 +69,16 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     const capacity = sweep.max_qps;
     if (capacity <= 0) throw new Error('no rate met the SLO; capacity unknown');
     const offered = Math.round(capacity * opts.factor);
-    // Capacity as the batching bench measures it; the overload's requests carry X-Request-Start, as
-    // a load balancer would stamp them, so the ingress refuses what waited too long in front of it.
+    // Capacity as the batching bench measures it; the hold's and the overload's requests carry
+    // X-Request-Start, as a load balancer would stamp them, so the ingress refuses what waited too long
+    // in front of it.
     send.stampStart = opts.stampStart;
     // What the system sustains at that capacity for as long as the overload lasts, stamped alike: the
     // search keeps its best 4 s step, so the two ratios tell a loss to overload from the search's optimism.
     progress(`holding the capacity, ${Math.round(capacity)}/s (1×), for ${opts.overloadS} s`);
     const held = await runOpenLoop({ send, rate: capacity, durationS: opts.overloadS, seed: 998, drainTimeoutMs: 30_000 });
-    progress(describeStep(toStep(held, sloMs), '1× held'));
+    const heldStep = toStep(held, sloMs);
+    progress(describeStep(heldStep, '1× held'));
     progress(`1× held, model answers per second: ${held.per_second.map((c) => c.ok).join(' ')}`);
     progress(`offering ${offered}/s (${opts.factor}×) for ${opts.overloadS} s`);
     // Why the overload's default answers came (none, if overload is all answered by refusals).
@@ -150,6 +152,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       sloMs,
       series: [
         ...(sweep.steps.length > 0 ? [{ name: 'capacity sweep', steps: sweep.steps }] : []),
+        { name: `1× held (${opts.overloadS} s)`, steps: [heldStep] },
         { name: `${opts.factor}× capacity (${opts.overloadS} s)`, steps: [step] },
       ],
     };
