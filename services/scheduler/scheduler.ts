@@ -200,8 +200,12 @@ export class Scheduler implements Actor {
   /** A sizer for the current settings; with a replica's warm-up profile, starting where that says. */
   private newSizer(profile?: readonly ProfilePoint[]): BatchSizer {
     const s = this.settings;
-    const sizer = createBatchSizer({ kind: s.kind, batchSize: s.batchSize, maxBatchSize: s.maxBatchSize, budgetUs: s.budgetUs });
-    if (profile) sizer.startAt(startingBatchSize(profile, s.budgetUs));
+    return this.startFromProfile(createBatchSizer({ kind: s.kind, batchSize: s.batchSize, maxBatchSize: s.maxBatchSize, budgetUs: s.budgetUs }), profile);
+  }
+
+  /** Starts `sizer` at the largest profiled size that computes in half the budget, given a profile. */
+  private startFromProfile(sizer: BatchSizer, profile?: readonly ProfilePoint[]): BatchSizer {
+    if (profile) sizer.startAt(startingBatchSize(profile, this.settings.budgetUs));
     return sizer;
   }
 
@@ -272,7 +276,7 @@ export class Scheduler implements Actor {
    */
   private seedReplica(replica: Replica, profile: readonly ProfilePoint[]): void {
     replica.profile = profile;
-    replica.sizer.startAt(startingBatchSize(profile, this.settings.budgetUs));
+    this.startFromProfile(replica.sizer, profile);
     this.deps.log.info({ replica: replica.id, batchSize: replica.sizer.batchSize(), profile }, 'replica seeded from its warm-up');
   }
 
