@@ -34,6 +34,18 @@ const round1 = (v: number): number => Math.round(v * 10) / 10;
 /** A default answer's explanation without what differs from query to query (its id, times). */
 const causeOf = (explanation: string): string => explanation.replace(/query \S+ /g, 'query … ').replace(/\d+(\.\d+)? ms/g, 'N ms');
 
+const SCHEDULER_COUNTERS = ['tasks', 'batches', 'expired', 'rejected', 'requeued'] as const;
+
+/** The scheduler's counters (and refusals by cause) between two of its stats, or null without both. */
+function schedulerDelta(before: Record<string, unknown> | undefined, after: Record<string, unknown> | undefined): Record<string, unknown> | null {
+  if (!before || !after) return null;
+  const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
+  const out: Record<string, unknown> = Object.fromEntries(SCHEDULER_COUNTERS.map((k) => [k, num(after[k]) - num(before[k])]));
+  const by = (s: Record<string, unknown>): Record<string, unknown> => (s.rejected_by && typeof s.rejected_by === 'object' ? s.rejected_by as Record<string, unknown> : {});
+  out.rejected_by = Object.fromEntries(Object.keys(by(after)).map((cause) => [cause, num(by(after)[cause]) - num(by(before)[cause])]));
+  return out;
+}
+
 export async function runOverload(opts: OverloadOptions): Promise<{ result: Record<string, unknown>; plot: PlotSpec }> {
   const loadAvg = loadBeforeBench();
   const modelFile = await ensureBenchModel();
@@ -87,6 +99,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       const cause = causeOf(why);
       defaultCauses.set(cause, (defaultCauses.get(cause) ?? 0) + 1);
     };
+    const schedulerBefore = await schedulerStats(system, 'mlp');
     const r = await runOpenLoop({ send, rate: offered, durationS: opts.overloadS, seed: 1000, drainTimeoutMs: 30_000 });
     const step = toStep(r, sloMs);
     progress(describeStep(step, 'overload'));
@@ -101,7 +114,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       accepted_p99_ms: r.accepted_p99_ms <= targets.accepted_p99_ms,
       timed_out: timedOut <= targets.timed_out,
     };
-    const scheduler = await schedulerStats(system, 'mlp');
+    const scheduler = schedulerDelta(schedulerBefore, await schedulerStats(system, 'mlp'));
     const result: Record<string, unknown> = {
       bench: 'overload',
       capacity_qps: round1(capacity),
@@ -136,7 +149,8 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       sched_policy: schedPolicyInEffect(),
       targets,
       met: { ...met, all: Object.values(met).every(Boolean) },
-      scheduler: scheduler ? { tasks: scheduler.tasks, batches: scheduler.batches, expired: scheduler.expired, rejected: scheduler.rejected, requeued: scheduler.requeued } : null,
+      // What the model's scheduler did during the overload: the tasks it took and the refusals by cause.
+      scheduler,
       capacity_steps: sweep.steps,
       // Second by second: does the overload lose goodput at the jump from capacity, or all along?
       per_second: {

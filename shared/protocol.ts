@@ -456,6 +456,20 @@ export interface SchedulerReplicaStats {
   draining: boolean;
 }
 
+/**
+ * Why a scheduler refused a task (retryable), for `SchedulerStatsPayload.rejected_by` and the `cause`
+ * label of `clipper_scheduler_rejected_total`:
+ * - `queue_full`: the queue held `max_queue_length` tasks;
+ * - `would_be_late`: admission expected the queue ahead and its own batch, with the lateness margin, to
+ *   take it past its deadline;
+ * - `arrived_late`: it reached the scheduler too late to be served (a backlog upstream: in front of the
+ *   ingress, in the ingress or a policy, or in NATS);
+ * - `waited_too_long`: admitted, it waited in the queue until it no longer could finish in time;
+ * - `shutting_down`: the scheduler was stopping.
+ */
+export const SCHEDULER_REFUSAL_CAUSES = ['queue_full', 'would_be_late', 'arrived_late', 'waited_too_long', 'shutting_down'] as const;
+export type SchedulerRefusalCause = typeof SCHEDULER_REFUSAL_CAUSES[number];
+
 /** `$SRV.STATS.clipper-scheduler`: one model version's queue; counters are cumulative since the process started. */
 export interface SchedulerStatsPayload {
   queued: number;
@@ -463,6 +477,8 @@ export interface SchedulerStatsPayload {
   batches: number;
   expired: number;
   rejected: number;
+  /** `rejected` by cause (absent from schedulers older than the field). */
+  rejected_by?: Record<SchedulerRefusalCause, number>;
   requeued: number;
   replicas_dropped: number;
   replicas: SchedulerReplicaStats[];

@@ -3,8 +3,8 @@
  * counters, their current values gauges. The scheduler's histograms arrive as families already.
  * Names follow Prometheus conventions: `clipper_` prefix, base units in the name, `_total` on counters.
  */
-import type { CacheStatsPayload, PolicyStatsPayload, SchedulerStatsPayload } from '../../shared/protocol.js';
-import { metricFamily, parseFamilies, type MetricFamily, type MetricSample } from './metric-families.js';
+import { SCHEDULER_REFUSAL_CAUSES, type CacheStatsPayload, type PolicyStatsPayload, type SchedulerStatsPayload } from '../../shared/protocol.js';
+import { metricFamily, parseFamilies, type Labels, type MetricFamily, type MetricSample } from './metric-families.js';
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
@@ -12,6 +12,13 @@ const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v)
 export function replicaOf(id: string): string {
   const parts = id.split('.');
   return parts.length >= 3 ? parts.slice(2).join('.') : id;
+}
+
+/** A scheduler's refusals as one sample per cause; one `unknown` sample from a scheduler without `rejected_by`. */
+function rejectedByCause(p: Partial<SchedulerStatsPayload>, labels: Labels): MetricSample[] {
+  const by = p.rejected_by;
+  if (!by || typeof by !== 'object') return [{ value: num(p.rejected), labels: { ...labels, cause: 'unknown' } }];
+  return SCHEDULER_REFUSAL_CAUSES.map((cause) => ({ value: num(by[cause]), labels: { ...labels, cause } }));
 }
 
 export function schedulerFamilies(p: Partial<SchedulerStatsPayload>, model: string, version: string): MetricFamily[] {
@@ -24,7 +31,7 @@ export function schedulerFamilies(p: Partial<SchedulerStatsPayload>, model: stri
     counter('clipper_scheduler_tasks_total', 'Tasks (one query for one model) received by the scheduler', p.tasks),
     counter('clipper_scheduler_batches_total', 'Batches sent to worker replicas', p.batches),
     counter('clipper_scheduler_expired_total', 'Tasks answered "expired": their deadline passed before a batch could take them', p.expired),
-    counter('clipper_scheduler_rejected_total', 'Tasks refused at admission (queue full, or would miss the deadline, or shutting down)', p.rejected),
+    metricFamily('clipper_scheduler_rejected_total', 'Tasks refused (retryable), by cause: queue_full, would_be_late, arrived_late, waited_too_long, shutting_down (unknown: a scheduler that does not tell)', 'counter', rejectedByCause(p, labels)),
     counter('clipper_scheduler_requeued_total', 'Tasks sent back to the queue when their replica was dropped', p.requeued),
     counter('clipper_scheduler_replicas_dropped_total', 'Replicas dropped for missed heartbeats or a failed batch request', p.replicas_dropped),
     metricFamily('clipper_scheduler_queued_tasks', 'Tasks waiting in the scheduler\'s queue now', 'gauge', [{ value: num(p.queued), labels }]),

@@ -19,7 +19,7 @@ import { decode, encode } from '../../shared/codec.js';
 import { ClipperError, isOverloadRefusal } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logging.js';
 import { decodeRequest, errorFromReply, natsRequestError, replyError, Requester } from '../../shared/nats.js';
-import { cachePutOf, endpoints, heartbeatMessage, PROTOCOL_VERSION, type Batch, type Heartbeat, type PolicyAnswer, type ProfilePoint } from '../../shared/protocol.js';
+import { cachePutOf, endpoints, heartbeatMessage, PROTOCOL_VERSION, SCHEDULER_REFUSAL_CAUSES, type Batch, type Heartbeat, type PolicyAnswer, type ProfilePoint, type SchedulerRefusalCause } from '../../shared/protocol.js';
 import { DEFAULT_MAX_BATCH_SIZE, openRegistryBucket, RegistryView } from '../../shared/registry.js';
 import { Subjects } from '../../shared/subjects.js';
 import { checkTensor, type Tensor } from '../../shared/tensor.js';
@@ -124,6 +124,8 @@ export class Scheduler implements Actor {
   private accepting = true;
   /** Counters for stats and tests. */
   readonly counters = { tasks: 0, batches: 0, expired: 0, rejected: 0, requeued: 0, replicas_dropped: 0, overrun: 0 };
+  /** `rejected` by cause. */
+  readonly rejectedBy = Object.fromEntries(SCHEDULER_REFUSAL_CAUSES.map((c) => [c, 0])) as Record<SchedulerRefusalCause, number>;
   private readonly metrics: SchedulerMetrics;
   /** How late tasks finish against admission's prediction (P98): admission, drops and batch cuts keep this in hand. */
   private readonly lateness = new LatenessQuantile();
@@ -166,6 +168,7 @@ export class Scheduler implements Actor {
     return {
       queued: this.queue.size,
       ...this.counters,
+      rejected_by: { ...this.rejectedBy },
       admission_margin_ms: Math.round(this.lateness.ms * 100) / 100,
       settings: this.settings,
       replicas: [...this.replicas.values()].map((r) => ({ id: r.id, in_flight: r.inFlight.size, batch_size: r.sizer.batchSize(), draining: r.draining })),
@@ -331,7 +334,7 @@ export class Scheduler implements Actor {
     this.counters.tasks++;
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId }, 'task received');
     if (!this.accepting) {
-      this.reject(task, new ClipperError('CLIPPER_ERR_SERVICE_UNAVAILABLE', 'scheduler is shutting down'));
+      this.reject(task, new ClipperError('CLIPPER_ERR_SERVICE_UNAVAILABLE', 'scheduler is shutting down'), 'shutting_down');
       return;
     }
     const now = Date.now();
@@ -339,17 +342,17 @@ export class Scheduler implements Actor {
     // policy shard or NATS).
     if (task.deadlineUnixMs <= now + this.hopelessWithinMs(now, false)) {
       const left = Math.round(task.deadlineUnixMs - now);
-      this.dropUnserved(task, `reached ${this.config.model}:${this.config.version} ${left > 0 ? `with ${left} ms left` : `${-left} ms after its deadline`}`);
+      this.dropUnserved(task, `reached ${this.config.model}:${this.config.version} ${left > 0 ? `with ${left} ms left` : `${-left} ms after its deadline`}`, 'arrived_late');
       return;
     }
     if (this.queue.size >= this.settings.maxQueueLength) {
-      this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version}`));
+      this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version}`), 'queue_full');
       return;
     }
     const inMs = this.predictCompletionMs(now, task);
     // An empty queue is always admitted: the task's own batch is what keeps the estimates honest.
     if (inMs !== undefined && this.queue.size > 0 && now + inMs + this.lateness.ms > task.deadlineUnixMs) {
-      this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version} would take ${Math.round(inMs + this.lateness.ms)} ms`));
+      this.reject(task, ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', `${this.queue.size} tasks queued for ${this.config.model}:${this.config.version} would take ${Math.round(inMs + this.lateness.ms)} ms`), 'would_be_late');
       return;
     }
     // Every admitted task with a prediction teaches the margin, so it also falls again at light load.
@@ -437,8 +440,9 @@ export class Scheduler implements Actor {
     task.msg.respond(encode(answer));
   }
 
-  private reject(task: PendingTask, err: ClipperError): void {
+  private reject(task: PendingTask, err: ClipperError, cause: SchedulerRefusalCause): void {
     this.counters.rejected++;
+    this.rejectedBy[cause]++;
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId, code: err.code }, 'task refused');
     // Overload is refused (retryable) to clients too; anything else is the default output's business.
     if (isOverloadRefusal(err.code)) {
@@ -472,8 +476,9 @@ export class Scheduler implements Actor {
   }
 
   /**
-   * A task that will not be served: it reached this scheduler, or waited in its queue, until it was
-   * no longer expected to finish before its deadline (`what` happened to it). If its model could
+   * A task that will not be served: it reached this scheduler (`arrived_late`), or waited in its queue
+   * (`waited_too_long`), until it was no longer expected to finish before its deadline (`what`
+   * happened to it). If its model could
    * have served it in the time it had in all (Task.budget_ms; without one, from its arrival here),
    * a backlog here or upstream took that time: that is overload, and the task is refused with the
    * retryable CLIPPER_ERR_BACKLOGGED, so that its client hears early that it may retry instead of
@@ -484,13 +489,13 @@ export class Scheduler implements Actor {
    * contention, which a retry may not meet); with none yet only a task that had no time at all
    * expires.
    */
-  private dropUnserved(t: PendingTask, what: string): void {
+  private dropUnserved(t: PendingTask, what: string, cause: 'arrived_late' | 'waited_too_long'): void {
     const hadMs = t.budgetMs ?? t.deadlineUnixMs - t.enqueuedUnixMs;
     const fastest = this.fastestBatchMs();
     const tooSlow = Number.isFinite(fastest) ? fastest >= hadMs : hadMs <= 0;
     const model = `${this.config.model}:${this.config.version}`;
     if (tooSlow) this.expire(t, `query ${t.queryId} ${what}: ${model} is too slow to serve it in the ${Math.max(0, Math.round(hadMs))} ms it had`);
-    else this.reject(t, ClipperError.withoutStack('CLIPPER_ERR_BACKLOGGED', `query ${t.queryId} ${what}, too late to finish before its deadline`));
+    else this.reject(t, ClipperError.withoutStack('CLIPPER_ERR_BACKLOGGED', `query ${t.queryId} ${what}, too late to finish before its deadline`), cause);
   }
 
   /**
@@ -502,7 +507,7 @@ export class Scheduler implements Actor {
    */
   private dropQueued(t: PendingTask, doneMs: number, now: number): void {
     if (t.predictedDoneMs !== undefined) this.droppedLateness.push(doneMs - t.predictedDoneMs);
-    this.dropUnserved(t, `waited ${now - t.enqueuedUnixMs} ms in the queue of ${this.config.model}:${this.config.version}`);
+    this.dropUnserved(t, `waited ${now - t.enqueuedUnixMs} ms in the queue of ${this.config.model}:${this.config.version}`, 'waited_too_long');
   }
 
   /**

@@ -14,13 +14,13 @@ import { DEMO } from '../../cli/stack.js';
 import { startingBatchSize } from '../../services/scheduler/batch-sizers.js';
 import { ERROR_CODE_HEADER, ERROR_TEXT_HEADER } from '../../shared/errors.js';
 import { serviceStats } from '../../shared/nats.js';
-import type { Heartbeat, ProfilePoint } from '../../shared/protocol.js';
+import type { Heartbeat, ProfilePoint, SchedulerRefusalCause } from '../../shared/protocol.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { fixture, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
 
 const msgpack = new Packr({ useRecords: false });
 
-interface SchedulerStats { queued: number; requeued: number; rejected: number; expired: number; replicas: { id: string; in_flight: number; batch_size: number }[] }
+interface SchedulerStats { queued: number; requeued: number; rejected: number; rejected_by: Record<SchedulerRefusalCause, number>; expired: number; replicas: { id: string; in_flight: number; batch_size: number }[] }
 
 describe('replicas and overload (real processes)', function () {
   this.timeout(120_000);
@@ -87,6 +87,7 @@ describe('replicas and overload (real processes)', function () {
   });
 
   it('overload - a full queue refuses at once with 503, Retry-After and CLIPPER_ERR_QUEUE_FULL', async () => {
+    const before = await schedulerStats('tiny-queue');
     // One replica, one task at a time (1 s each), at most 2 waiting: of 8 concurrent queries some must be refused.
     const results = await Promise.all(Array.from({ length: 8 }, (_, i) => postJson(`${sys.stack.ingressUrl}/tiny/predict`, { input: [i] })));
     const refused = results.filter((r) => r.status === 503);
@@ -99,6 +100,10 @@ describe('replicas and overload (real processes)', function () {
       expect(r.body.retryable).to.equal(true);
       expect(r.headers.get('retry-after')).to.equal('1');
     }
+    // Refused at admission: the queue was full, or would have made them late.
+    const by = (await schedulerStats('tiny-queue')).rejected_by;
+    expect(by.queue_full - before.rejected_by.queue_full + by.would_be_late - before.rejected_by.would_be_late).to.equal(refused.length);
+    expect(by.queue_full).to.be.greaterThan(before.rejected_by.queue_full);
   });
 
   it('overload - on NATS the refusal carries CLIPPER_ERR_QUEUE_FULL in the error headers', async () => {
@@ -153,6 +158,7 @@ describe('replicas and overload (real processes)', function () {
     expect((await first).body).to.include({ default: false });
     const after = await schedulerStats('tiny-queue');
     expect(after.rejected).to.equal(before.rejected + 1);
+    expect(after.rejected_by.waited_too_long).to.equal(before.rejected_by.waited_too_long + 1);
     expect(after.expired).to.equal(before.expired);
   });
 
@@ -176,6 +182,7 @@ describe('replicas and overload (real processes)', function () {
     expect(hopeless.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_QUERY_EXPIRED');
     const after = await schedulerStats('slow');
     expect(after.rejected).to.equal(before.rejected + 2);
+    expect(after.rejected_by.arrived_late).to.equal(before.rejected_by.arrived_late + 2);
     expect(after.expired).to.equal(before.expired + 2);
   });
 

@@ -15,6 +15,7 @@ import { ERROR_CODE_HEADER } from '../../shared/errors.js';
 import { DIST_ROOT } from '../../shared/process.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
 import { scrape, samplesOf, sumOf, type Exposition } from '../helpers/prometheus.js';
+import { SCHEDULER_REFUSAL_CAUSES } from '../../shared/protocol.js';
 import { addJsModel, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
 
 const msgpack = new Packr({ useRecords: false });
@@ -177,6 +178,10 @@ describe('metrics (real processes)', function () {
     expect(sumOf(e, 'clipper_model_replicas_desired', sum)).to.equal(1);
     expect(sumOf(e, 'clipper_model_replicas_ready', sum)).to.equal(1);
     expect(sumOf(e, 'clipper_scheduler_queued_tasks', sum)).to.equal(0);
+    // Refusals by cause: a series for each, summing to the refusals.
+    const refusals = samplesOf(e, 'clipper_scheduler_rejected_total', sum);
+    expect(refusals.map((r) => r.labels.cause)).to.have.members([...SCHEDULER_REFUSAL_CAUSES]);
+    for (const r of refusals) expect(r.value, String(r.labels.cause)).to.be.at.least(0);
     expect(sumOf(e, 'clipper_actor_processes', { service: 'clipper-scheduler' })).to.equal(4);
   });
 

@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import { AggregatorRegistry } from 'prom-client';
 import { CumulativeTotals } from '../../services/ingress/cumulative-totals.js';
 import { metricFamily, type MetricFamily } from '../../services/ingress/metric-families.js';
+import { schedulerFamilies } from '../../services/ingress/stats-families.js';
+import { SCHEDULER_REFUSAL_CAUSES } from '../../shared/protocol.js';
 import { parsePrometheusText, sumOf } from '../helpers/prometheus.js';
 
 const tasks = (value: number, model = 'm'): MetricFamily => metricFamily('x_tasks_total', 'tasks', 'counter', [{ value, labels: { model } }]);
@@ -58,5 +60,20 @@ describe('cumulative totals', () => {
     expect(e.types.get('x_tasks_total')).to.equal('counter');
     expect(sumOf(e, 'x_tasks_total', { model: 'p' })).to.equal(2);
     expect(sumOf(e, 'x_tasks_total', { model: 'q' })).to.equal(3);
+  });
+});
+
+describe('scheduler stats as metric families', () => {
+  const rejected = (families: MetricFamily[]) => families.find((f) => f.name === 'clipper_scheduler_rejected_total')!.values;
+
+  it('scheduler refusals - one series per cause, labelled with the model', () => {
+    const byCause = { queue_full: 1, would_be_late: 2, arrived_late: 3, waited_too_long: 4, shutting_down: 0 };
+    const values = rejected(schedulerFamilies({ rejected: 10, rejected_by: byCause }, 'm', '2'));
+    expect(values.map((v) => [v.labels.cause, v.value])).to.deep.equal(SCHEDULER_REFUSAL_CAUSES.map((c) => [c, byCause[c]]));
+    for (const v of values) expect(v.labels).to.include({ model: 'm', version: '2' });
+  });
+
+  it('scheduler refusals - a scheduler that does not give causes counts under cause="unknown"', () => {
+    expect(rejected(schedulerFamilies({ rejected: 7 }, 'm', '1')).map((v) => [v.labels.cause, v.value])).to.deep.equal([['unknown', 7]]);
   });
 });
