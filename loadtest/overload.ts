@@ -40,10 +40,11 @@ const SCHEDULER_COUNTERS = ['tasks', 'batches', 'expired', 'rejected', 'requeued
 function schedulerDelta(before: Record<string, unknown> | undefined, after: Record<string, unknown> | undefined): Record<string, unknown> | null {
   if (!before || !after) return null;
   const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
-  const out: Record<string, unknown> = Object.fromEntries(SCHEDULER_COUNTERS.map((k) => [k, num(after[k]) - num(before[k])]));
-  const by = (s: Record<string, unknown>): Record<string, unknown> => (s.rejected_by && typeof s.rejected_by === 'object' ? s.rejected_by as Record<string, unknown> : {});
-  out.rejected_by = Object.fromEntries(Object.keys(by(after)).map((cause) => [cause, num(by(after)[cause]) - num(by(before)[cause])]));
-  return out;
+  const diff = (a: Record<string, unknown>, b: Record<string, unknown>, keys: readonly string[]): Record<string, number> =>
+    Object.fromEntries(keys.map((k) => [k, num(a[k]) - num(b[k])]));
+  const byCause = (s: Record<string, unknown>): Record<string, unknown> => (s.rejected_by && typeof s.rejected_by === 'object' ? s.rejected_by as Record<string, unknown> : {});
+  const [causesAfter, causesBefore] = [byCause(after), byCause(before)];
+  return { ...diff(after, before, SCHEDULER_COUNTERS), rejected_by: diff(causesAfter, causesBefore, Object.keys(causesAfter)) };
 }
 
 export async function runOverload(opts: OverloadOptions): Promise<{ result: Record<string, unknown>; plot: PlotSpec }> {

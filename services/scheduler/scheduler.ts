@@ -478,11 +478,10 @@ export class Scheduler implements Actor {
   /**
    * A task that will not be served: it reached this scheduler (`arrived_late`), or waited in its queue
    * (`waited_too_long`), until it was no longer expected to finish before its deadline (`what`
-   * happened to it). If its model could
-   * have served it in the time it had in all (Task.budget_ms; without one, from its arrival here),
-   * a backlog here or upstream took that time: that is overload, and the task is refused with the
-   * retryable CLIPPER_ERR_BACKLOGGED, so that its client hears early that it may retry instead of
-   * getting a default output. (A code of its own: a policy's fan-out limiter does not drop a model
+   * happened to it). If its model could have served it in the time it had in all (Task.budget_ms;
+   * without one, from its arrival here), a backlog here or upstream took that time: that is
+   * overload, and the task is refused with the retryable CLIPPER_ERR_BACKLOGGED, so that its client
+   * hears early that it may retry instead of getting a default output. (A code of its own: a policy's fan-out limiter does not drop a model
    * for it, since a model slower than the gap between queries can lose a task this way at light
    * load too.) A task its model is too slow for expires (default output): retrying would not help.
    * The model's speed is any replica's estimate, fresh or not, without the lateness margin (that is
