@@ -42,6 +42,8 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export const ERROR_TEXT_HEADER = 'Nats-Service-Error';
 export const ERROR_STATUS_HEADER = 'Nats-Service-Error-Code';
 export const ERROR_CODE_HEADER = 'Clipper-Error';
+/** On an overload refusal: `1` when a backlog caused it (less traffic would prevent it), `0` when not (ClipperError.sheddable). */
+export const SHEDDABLE_HEADER = 'Clipper-Sheddable';
 
 /**
  * Overload refusals, both retryable: `QUEUE_FULL` before a query is taken on (a full or too slow
@@ -62,6 +64,12 @@ export class ClipperError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly retryable: boolean;
+  /**
+   * On an overload refusal, whether a backlog caused it, so that refusing some traffic at the edge
+   * would prevent refusals like it (the ingress's load shedder learns from those only); false when the
+   * refusing queue was short and the model's latency varying was the cause; undefined when not known.
+   */
+  sheddable?: boolean;
 
   constructor(code: ErrorCode, cause?: string) {
     const entry = ERROR_CODES[code];

@@ -1,7 +1,7 @@
 /** NATS helpers: connecting, replying with payloads or coded errors, and typed requests. */
 import { connect, createInbox, headers as natsHeaders, ErrorCode as NatsErrorCode, NatsError, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from 'nats';
 import { decode, decodeJson, encode, encodeJson, isJsonContentType, JSON_CONTENT_TYPE } from './codec.js';
-import { ClipperError, ERROR_CODE_HEADER, ERROR_STATUS_HEADER, ERROR_TEXT_HEADER, type ErrorCode } from './errors.js';
+import { ClipperError, ERROR_CODE_HEADER, ERROR_STATUS_HEADER, ERROR_TEXT_HEADER, SHEDDABLE_HEADER, type ErrorCode } from './errors.js';
 import type { Logger } from './logging.js';
 import { PROTOCOL_VERSION, type MessageType } from './protocol.js';
 
@@ -50,6 +50,7 @@ export function errorHeaders(err: ClipperError, json = false): MsgHdrs {
   h.set(ERROR_STATUS_HEADER, String(err.status));
   h.set(ERROR_TEXT_HEADER, err.message.replace(/[\r\n]+/g, ' '));
   h.set(ERROR_CODE_HEADER, err.code);
+  if (err.sheddable !== undefined) h.set(SHEDDABLE_HEADER, err.sheddable ? '1' : '0');
   if (json) h.set('Content-Type', JSON_CONTENT_TYPE);
   return h;
 }
@@ -86,7 +87,10 @@ export function errorFromReply(msg: Msg): ClipperError | undefined {
   const code = h.get(ERROR_CODE_HEADER);
   const text = h.get(ERROR_TEXT_HEADER);
   if (!code && !text && !h.hasError) return undefined;
-  return ClipperError.fromWire(code || undefined, text || h.description);
+  const err = ClipperError.fromWire(code || undefined, text || h.description);
+  const sheddable = h.get(SHEDDABLE_HEADER);
+  if (sheddable) err.sheddable = sheddable === '1';
+  return err;
 }
 
 export interface RequestOptions {

@@ -160,7 +160,8 @@ export class Ingress implements Actor {
         });
     } catch (err) {
       const refused = err instanceof ClipperError && isOverloadRefusal(err.code);
-      if (refused) this.shedder.refused(app.name);
+      // Refusals that less traffic would not have prevented (a short queue, a model's latency varying) teach the shedder nothing.
+      if (refused && err.sheddable !== false) this.shedder.refused(app.name);
       this.metrics.query(app, refused ? 'refused' : 'error', startedMs);
       if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId, app: app.name, code: ClipperError.from(err).code }, 'query failed');
       throw err;

@@ -12,7 +12,7 @@ import { Packr } from 'msgpackr';
 import { connect, type NatsConnection } from 'nats';
 import { DEMO } from '../../cli/stack.js';
 import { startingBatchSize } from '../../services/scheduler/batch-sizers.js';
-import { ERROR_CODE_HEADER, ERROR_TEXT_HEADER } from '../../shared/errors.js';
+import { ERROR_CODE_HEADER, ERROR_TEXT_HEADER, SHEDDABLE_HEADER } from '../../shared/errors.js';
 import { serviceStats } from '../../shared/nats.js';
 import type { Heartbeat, ProfilePoint, SchedulerRefusalCause } from '../../shared/protocol.js';
 import { eventually, startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
@@ -110,6 +110,8 @@ describe('replicas and overload (real processes)', function () {
     const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => nc.request('clipper.predict.tiny', msgpack.pack({ input: [i] }), { timeout: 20_000 })));
     const codes = replies.map((m) => m.headers?.get(ERROR_CODE_HEADER) ?? 'ok');
     expect(codes.filter((c) => c === 'CLIPPER_ERR_QUEUE_FULL').length).to.be.at.least(4);
+    // A full queue, or one too long to make the deadline (2 waiting for a replica taking 1 a second): less traffic would have helped.
+    for (const m of replies) if (m.headers?.get(ERROR_CODE_HEADER)) expect(m.headers.get(SHEDDABLE_HEADER)).to.equal('1');
     expect(codes.filter((c) => c === 'ok').length).to.be.at.least(2);
   });
 
@@ -162,6 +164,19 @@ describe('replicas and overload (real processes)', function () {
     expect(after.expired).to.equal(before.expired);
   });
 
+  it('overload - a refusal from a short queue says that less traffic would not have prevented it (Clipper-Sheddable: 0)', async () => {
+    await postJson(`${sys.stack.ingressUrl}/tiny/predict`, { input: [0] });
+    const first = postJson(`${sys.stack.ingressUrl}/tiny/predict`, { input: [1] });
+    await eventually(async () => (await schedulerStats('tiny-queue')).replicas.some((r) => r.in_flight > 0), 5_000, 'a busy replica');
+    const before = await schedulerStats('tiny-queue');
+    // Alone in the queue, next in line, dropped once the replica's 1 s batch left it too little time.
+    const refusal = await nc.request('clipper.predict.patient', msgpack.pack({ input: [2] }), { timeout: 10_000 });
+    expect(refusal.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_BACKLOGGED');
+    expect(refusal.headers?.get(SHEDDABLE_HEADER)).to.equal('0');
+    expect((await schedulerStats('tiny-queue')).rejected_by.waited_too_long).to.equal(before.rejected_by.waited_too_long + 1);
+    expect((await first).body).to.include({ default: false });
+  });
+
   it('admission - a task that reaches the scheduler after its deadline is refused (retryable) when its model could have served it in its budget, and expires without one', async () => {
     const before = await schedulerStats('slow');
     // As the ingress and the policies send them: budget_ms is the SLO less the reply margin (the slow model takes 1 s).
@@ -171,6 +186,7 @@ describe('replicas and overload (real processes)', function () {
     const ask = (queryId: string, extra: Record<string, unknown>) => nc.request('clipper.batch.slow.1', late(queryId, extra), { timeout: 5_000 });
     const direct = await ask('late-direct', { client_app: 'slow', budget_ms: 29_998 });
     expect(direct.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_BACKLOGGED');
+    expect(direct.headers?.get(SHEDDABLE_HEADER)).to.equal('1'); // a backlog upstream: shedding there helps
     expect(direct.headers?.get(ERROR_TEXT_HEADER)).to.match(/late-direct reached slow:1 \d+ ms after its deadline, too late to finish before its deadline/);
     const requested = await ask('late-requested', { budget_ms: 29_998 });
     expect(requested.headers?.get(ERROR_CODE_HEADER)).to.equal('CLIPPER_ERR_BACKLOGGED');

@@ -12,8 +12,11 @@ import {
   ERROR_TEXT_HEADER,
   isErrorCode,
   isOverloadRefusal,
+  SHEDDABLE_HEADER,
   type ErrorCode,
 } from '../../shared/errors.js';
+import { errorFromReply, errorHeaders } from '../../shared/nats.js';
+import type { Msg } from 'nats';
 
 const CODES = Object.keys(ERROR_CODES) as ErrorCode[];
 
@@ -94,6 +97,21 @@ describe('errors', () => {
     expect(ERROR_TEXT_HEADER).to.equal('Nats-Service-Error');
     expect(ERROR_STATUS_HEADER).to.equal('Nats-Service-Error-Code');
     expect(ERROR_CODE_HEADER).to.equal('Clipper-Error');
+  });
+
+  it('errors - an overload refusal\'s sheddable hint crosses NATS in Clipper-Sheddable, and is absent when not known', () => {
+    const across = (err: ClipperError): ClipperError => errorFromReply({ headers: errorHeaders(err) } as unknown as Msg)!;
+    for (const sheddable of [true, false]) {
+      const err = ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', 'busy');
+      err.sheddable = sheddable;
+      expect(errorHeaders(err).get(SHEDDABLE_HEADER)).to.equal(sheddable ? '1' : '0');
+      const back = across(err);
+      expect(back).to.include({ code: 'CLIPPER_ERR_QUEUE_FULL', sheddable });
+      expect(back.message).to.equal(err.message);
+    }
+    const unknown = ClipperError.withoutStack('CLIPPER_ERR_BACKLOGGED');
+    expect(errorHeaders(unknown).has(SHEDDABLE_HEADER)).to.equal(false);
+    expect(across(unknown).sheddable).to.equal(undefined);
   });
 
   it('errors - fromWire rebuilds any error from its code and text', () => {
