@@ -28,6 +28,7 @@ import { createBatchSizer, startingBatchSize, type SizerKind } from './batch-siz
 import { SchedulerMetrics } from './scheduler-metrics.js';
 import { BatchLatencyModel, batchSizeFor, completionMs, LatenessQuantile, type ReplicaOutlook } from './completion-estimate.js';
 import { DeadlineQueue } from './deadline-queue.js';
+import { isSheddable } from './refusal.js';
 import type { SchedulerConfig } from './types.js';
 
 interface PendingTask {
@@ -452,21 +453,11 @@ export class Scheduler implements Actor {
     } else this.fail(task, err);
   }
 
-  /**
-   * Whether less traffic would have prevented a refusal (ClipperError.sheddable): always for a full
-   * queue and for a task that arrived late (a backlog upstream); for one that admission expected to be
-   * late, or that waited in the queue too long, only when the queue holds at least what the replicas
-   * take in their next batches. With a shorter queue the model's latency varying was the cause (on a
-   * busy 2-vCPU VM the scheduler refused 10–25 % of the tasks so at a fifth of the model's capacity),
-   * which shedding at the edge does not help: the ingress's shedder, learning from those too, held
-   * back 70–89 % of 1000 queries a second that the model could serve ~750 of.
-   */
+  /** Whether less traffic would have prevented a refusal (refusal.ts). */
   private sheddable(cause: SchedulerRefusalCause): boolean | undefined {
-    if (cause === 'queue_full' || cause === 'arrived_late') return true;
-    if (cause !== 'would_be_late' && cause !== 'waited_too_long') return undefined;
     let nextBatches = 0;
     for (const r of this.replicas.values()) if (!r.draining) nextBatches += r.sizer.batchSize() * this.config.replicaCapacity;
-    return this.queue.size >= nextBatches;
+    return isSheddable(cause, { queued: this.queue.size, nextBatches });
   }
 
   /**

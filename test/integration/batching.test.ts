@@ -164,7 +164,7 @@ describe('replicas and overload (real processes)', function () {
     expect(after.expired).to.equal(before.expired);
   });
 
-  it('overload - a refusal from a short queue says that less traffic would not have prevented it (Clipper-Sheddable: 0)', async () => {
+  it('overload - a refusal from a short queue says that less traffic would not have prevented it (Clipper-Sheddable: 0), on the direct NATS path too', async () => {
     await postJson(`${sys.stack.ingressUrl}/tiny/predict`, { input: [0] });
     const first = postJson(`${sys.stack.ingressUrl}/tiny/predict`, { input: [1] });
     await eventually(async () => (await schedulerStats('tiny-queue')).replicas.some((r) => r.in_flight > 0), 5_000, 'a busy replica');
