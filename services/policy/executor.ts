@@ -21,7 +21,7 @@ import { Exp3Policy } from './exp3-policy.js';
 import { Exp4Policy } from './exp4-policy.js';
 import { SinglePolicy } from './single-policy.js';
 import { ExpectedOutputTracker } from './expected-outputs.js';
-import { FanOutLimiter } from './fan-out-limiter.js';
+import { countsForFanOut, FanOutLimiter } from './fan-out-limiter.js';
 import type { PolicyStateStore } from './state-store.js';
 import { mulberry32 } from '../../shared/random.js';
 import { modelKey, type CorrectionPolicy, type ModelRef, type PolicyContext } from './types.js';
@@ -152,10 +152,9 @@ export class QueryExecutor {
       } catch (err) {
         const e = ClipperError.from(err);
         // Both overload refusals make a query that nothing answered a refusal too; only a model that
-        // refused to take the task on (QUEUE_FULL) counts for the fan-out limit: BACKLOGGED can befall a
-        // model slower than the gap between two queries at light load.
+        // refused to take the task on for a backlog counts for the fan-out limit (countsForFanOut).
         if (isOverloadRefusal(e.code)) overloaded = e;
-        if (e.code === 'CLIPPER_ERR_QUEUE_FULL') refused.add(modelKey(m));
+        if (countsForFanOut(e)) refused.add(modelKey(m));
         failures.push(`${modelKey(m)}: ${e.message}`);
         this.deps.log.debug({ queryId: q.query_id, model: modelKey(m), code: e.code }, 'model did not answer');
       }

@@ -7,7 +7,18 @@
  * probing whether the dropped model can be afforded.
  * The app keeps answering within its SLO, from fewer models, at somewhat lower accuracy.
  */
+import type { ClipperError } from '../../shared/errors.js';
 import { modelKey, type ModelRef } from './types.js';
+
+/**
+ * Whether a model's failure counts as its refusing to take the task on, for the fan-out limit: a
+ * CLIPPER_ERR_QUEUE_FULL that less traffic to it would have prevented. Not BACKLOGGED, which can befall a
+ * model slower than the gap between two queries at light load; not a refusal its scheduler marked
+ * `sheddable: false` (a short queue: the model's latency varying), which asking it less would not prevent.
+ */
+export function countsForFanOut(err: ClipperError): boolean {
+  return err.code === 'CLIPPER_ERR_QUEUE_FULL' && err.sheddable !== false;
+}
 
 export interface FanOutLimiterOptions {
   /** Clean queries in a row before one more model is asked again (default 200). */

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 
-import { FanOutLimiter } from '../../services/policy/fan-out-limiter.js';
+import { countsForFanOut, FanOutLimiter } from '../../services/policy/fan-out-limiter.js';
+import { ClipperError } from '../../shared/errors.js';
 import type { ModelRef } from '../../services/policy/types.js';
 
 const models: ModelRef[] = ['a', 'b', 'c', 'd'].map((name) => ({ name, version: '1' }));
@@ -70,5 +71,18 @@ describe('fan-out limiter', () => {
     expect(f.current('a')).to.equal(3);
     expect(f.current('b')).to.equal(Infinity);
     expect(f.limit('b', models)).to.have.length(4);
+  });
+
+  it('fan-out limiter - a model counts as refusing when its queue was full or backlogged, not for a short-queue refusal, BACKLOGGED or another failure', () => {
+    const refusal = (code: 'CLIPPER_ERR_QUEUE_FULL' | 'CLIPPER_ERR_BACKLOGGED' | 'CLIPPER_ERR_MODEL_FAILED', sheddable?: boolean): ClipperError => {
+      const e = ClipperError.withoutStack(code);
+      if (sheddable !== undefined) e.sheddable = sheddable;
+      return e;
+    };
+    expect(countsForFanOut(refusal('CLIPPER_ERR_QUEUE_FULL'))).to.equal(true); // from a scheduler that does not say
+    expect(countsForFanOut(refusal('CLIPPER_ERR_QUEUE_FULL', true))).to.equal(true);
+    expect(countsForFanOut(refusal('CLIPPER_ERR_QUEUE_FULL', false))).to.equal(false);
+    expect(countsForFanOut(refusal('CLIPPER_ERR_BACKLOGGED', true))).to.equal(false);
+    expect(countsForFanOut(refusal('CLIPPER_ERR_MODEL_FAILED'))).to.equal(false);
   });
 });
