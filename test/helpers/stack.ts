@@ -40,6 +40,18 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> };
 }
 
+/**
+ * postJson as a well-behaved client: a retryable refusal (503 with `retryable: true`, as on a stall of a
+ * busy machine) is sent again after its Retry-After, up to `attempts` times in all.
+ */
+export async function postJsonRetrying(url: string, body: unknown, attempts = 5): Promise<Awaited<ReturnType<typeof postJson>>> {
+  for (let attempt = 1; ; attempt++) {
+    const res = await postJson(url, body);
+    if (res.status !== 503 || res.body.retryable !== true || attempt >= attempts) return res;
+    await new Promise((r) => setTimeout(r, 1000 * Number(res.headers.get('retry-after') ?? 1)));
+  }
+}
+
 /** Polls the app until a query is answered by a model (not the default output); returns that answer. */
 export function waitForModelAnswer(s: TestStack, app: string, body: unknown, timeoutMs = 30_000): Promise<Record<string, unknown>> {
   return waitForIngressAnswer(s.stack.ingressUrl, app, JSON.stringify(body), timeoutMs);

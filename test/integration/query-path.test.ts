@@ -12,7 +12,7 @@ import { DEMO, registerDemo } from '../../cli/stack.js';
 import { loadDigits, type DigitsDataset } from '../../infra/models/digits-data.js';
 import { PROJECT_ROOT } from '../../shared/process.js';
 import { startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
-import { postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
+import { postJson, postJsonRetrying, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
 
 // A client's msgpack: standard types only, as docs/protocol.md asks.
 const msgpack = new Packr({ useRecords: false });
@@ -56,7 +56,8 @@ describe('query path (real processes)', function () {
     await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
       for (let k = w; k < rows.length; k += concurrency) {
         const i = rows[k]!;
-        const res = await postJson(`${sys.stack.ingressUrl}/digits/predict`, { input: Array.from(digits.pixels[i]!) });
+        // Eight clients at once on a 2-vCPU machine: a stall can make the scheduler refuse one (retryable 503).
+        const res = await postJsonRetrying(`${sys.stack.ingressUrl}/digits/predict`, { input: Array.from(digits.pixels[i]!) });
         expect(res.status, JSON.stringify(res.body)).to.equal(200);
         expect(res.body.default, JSON.stringify(res.body)).to.equal(false);
         const output = res.body.output as number[];
