@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { connect } from 'nats';
 import { sleep } from './actor.js';
-import { findExecutable, schedPrefix } from './process.js';
+import { findExecutable, schedCommand } from './process.js';
 
 export const NATS_INSTALL_HINT =
   'nats-server was not found on PATH. Install it (Debian/Ubuntu: `sudo apt-get install -y nats-server`; ' +
@@ -42,8 +42,8 @@ export class NatsServer {
     const logFile = opts.logFile ?? path.join(opts.storeDir, 'nats-server.log');
     const args = ['-a', host, '-p', String(opts.port ?? -1), '-js', '-sd', opts.storeDir, '--ports_file_dir', portsDir, '-l', logFile];
     // Under the actors' scheduling policy (shared/process.ts, schedPrefix): it is one more stage of every query.
-    const [command, ...rest] = [...schedPrefix(), bin, ...args];
-    const child = spawn(command!, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const [command, commandArgs] = schedCommand(bin, args);
+    const child = spawn(command, commandArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const started = Date.now();

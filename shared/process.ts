@@ -63,10 +63,16 @@ export function schedPrefix(env: NodeJS.ProcessEnv = process.env): string[] {
   return bin ? [bin, policy === 'batch' ? '--batch' : '--other', '0'] : [];
 }
 
+/** `command args…` under the policy (schedPrefix): the executable to spawn and its arguments. */
+export function schedCommand(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): [string, string[]] {
+  const [first, ...rest] = [...schedPrefix(env), command, ...args];
+  return [first!, rest];
+}
+
 /** `fork` options that start a node script under the same policy, with this process's node flags. */
 export function schedForkOptions(env: NodeJS.ProcessEnv = process.env): { execPath: string; execArgv: string[] } {
-  const [execPath, ...execArgv] = [...schedPrefix(env), process.execPath, ...process.execArgv];
-  return { execPath: execPath!, execArgv };
+  const [execPath, execArgv] = schedCommand(process.execPath, process.execArgv, env);
+  return { execPath, execArgv };
 }
 
 /** What `schedPrefix` applies, in words, for logs and results. */
@@ -99,8 +105,8 @@ export class ChildActor {
     // Extra node flags for actors (e.g. --max-old-space-size=512, --cpu-prof), which NODE_OPTIONS refuses.
     const nodeArgs = (env.CLIPPER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     // chrt execs node in its own process: the pid, signals and exit code are node's.
-    const [command, ...args] = [...schedPrefix(env), process.execPath, ...nodeArgs, script, ...(opts.args ?? [])];
-    this.child = spawn(command!, args, { env, stdio });
+    const [command, args] = schedCommand(process.execPath, [...nodeArgs, script, ...(opts.args ?? [])], env);
+    this.child = spawn(command, args, { env, stdio });
     if (fd !== undefined) fs.closeSync(fd);
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null)));
