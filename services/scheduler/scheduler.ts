@@ -28,7 +28,7 @@ import { createBatchSizer, startingBatchSize, type SizerKind } from './batch-siz
 import { SchedulerMetrics } from './scheduler-metrics.js';
 import { BatchLatencyModel, batchSizeFor, completionMs, LatenessQuantile, type ReplicaOutlook } from './completion-estimate.js';
 import { DeadlineQueue } from './deadline-queue.js';
-import { isSheddable } from './refusal.js';
+import { isSheddable, UpstreamBaseline } from './refusal.js';
 import type { SchedulerConfig } from './types.js';
 
 interface PendingTask {
@@ -102,6 +102,9 @@ const ESTIMATE_FRESH_MS = 1_000;
 /** Whether a replica's latency estimate may guide admission, drops and cuts at `nowUnixMs`. */
 const isFresh = (r: Replica, nowUnixMs: number): boolean => nowUnixMs - r.lastBatchUnixMs <= ESTIMATE_FRESH_MS;
 
+/** How long a task took to reach this scheduler from the start of its SLO clock, ms; undefined without its budget. */
+const upstreamMs = (t: PendingTask): number | undefined => (t.budgetMs === undefined ? undefined : t.enqueuedUnixMs - (t.deadlineUnixMs - t.budgetMs));
+
 export interface SchedulerDeps {
   nc: NatsConnection;
   log: Logger;
@@ -130,6 +133,8 @@ export class Scheduler implements Actor {
   private readonly metrics: SchedulerMetrics;
   /** How late tasks finish against admission's prediction (P98): admission, drops and batch cuts keep this in hand. */
   private readonly lateness = new LatenessQuantile();
+  /** The usual time tasks take to reach this scheduler (refusal.ts). */
+  private readonly upstream = new UpstreamBaseline();
   /** Lateness of the admitted tasks the current pump dropped undone, learnt as one batch when it ends. */
   private readonly droppedLateness: number[] = [];
 
@@ -359,6 +364,8 @@ export class Scheduler implements Actor {
     // Every admitted task with a prediction teaches the margin, so it also falls again at light load.
     if (inMs !== undefined) task.predictedDoneMs = task.enqueuedMs + inMs;
     this.queue.push(task);
+    const up = upstreamMs(task);
+    if (up !== undefined) this.upstream.observe(up);
     this.pump();
   }
 
@@ -444,7 +451,7 @@ export class Scheduler implements Actor {
   private reject(task: PendingTask, err: ClipperError, cause: SchedulerRefusalCause): void {
     this.counters.rejected++;
     this.rejectedBy[cause]++;
-    err.sheddable = this.sheddable(cause);
+    err.sheddable = this.sheddable(cause, task);
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId: task.queryId, code: err.code }, 'task refused');
     // Overload is refused (retryable) to clients too; anything else is the default output's business.
     if (isOverloadRefusal(err.code)) {
@@ -454,10 +461,10 @@ export class Scheduler implements Actor {
   }
 
   /** Whether less traffic would have prevented a refusal (refusal.ts). */
-  private sheddable(cause: SchedulerRefusalCause): boolean | undefined {
+  private sheddable(cause: SchedulerRefusalCause, task: PendingTask): boolean | undefined {
     let nextBatches = 0;
     for (const r of this.replicas.values()) if (!r.draining) nextBatches += r.sizer.batchSize() * this.config.replicaCapacity;
-    return isSheddable(cause, { queued: this.queue.size, nextBatches });
+    return isSheddable(cause, { queued: this.queue.size, nextBatches, upstreamMs: upstreamMs(task), usualUpstreamMs: this.upstream.ms });
   }
 
   /**

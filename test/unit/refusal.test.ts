@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { isSheddable } from '../../services/scheduler/refusal.js';
+import { delayedUpstream, isSheddable, UpstreamBaseline, UPSTREAM_SLACK_MS } from '../../services/scheduler/refusal.js';
 import { SCHEDULER_REFUSAL_CAUSES } from '../../shared/protocol.js';
 
 describe('scheduler refusals', () => {
@@ -12,7 +12,7 @@ describe('scheduler refusals', () => {
     expect(isSheddable('shutting_down', { queued: 100, nextBatches: 1 })).to.equal(undefined);
   });
 
-  it('refusal - a task expected late, or that waited too long, is sheddable only when the queue holds the replicas\' next batches', () => {
+  it('refusal - a task expected late, or that waited too long, is sheddable by its queue when that holds the replicas\' next batches', () => {
     for (const cause of ['would_be_late', 'waited_too_long'] as const) {
       expect(isSheddable(cause, short), cause).to.equal(false);
       expect(isSheddable(cause, { queued: 7, nextBatches: 8 }), cause).to.equal(false);
@@ -28,5 +28,43 @@ describe('scheduler refusals', () => {
       expect(typeof before).to.equal('boolean');
       if (before) expect(isSheddable(cause, { queued: queued + more, nextBatches })).to.equal(true);
     }));
+  });
+
+  it('refusal - a task expected late with a short queue is sheddable when it took much longer than usual to reach the scheduler', () => {
+    for (const cause of ['would_be_late', 'waited_too_long'] as const) {
+      const usual = 2;
+      const threshold = 2 * usual + UPSTREAM_SLACK_MS;
+      expect(isSheddable(cause, { ...short, upstreamMs: threshold - 0.5, usualUpstreamMs: usual }), cause).to.equal(false);
+      expect(isSheddable(cause, { ...short, upstreamMs: threshold, usualUpstreamMs: usual }), cause).to.equal(true);
+      // Without a budget (no upstream time) or before any usual time, the queue alone decides.
+      expect(isSheddable(cause, { ...short, usualUpstreamMs: usual }), cause).to.equal(false);
+      expect(isSheddable(cause, { ...short, upstreamMs: 50 }), cause).to.equal(false);
+    }
+    expect(delayedUpstream({ ...short, upstreamMs: UPSTREAM_SLACK_MS, usualUpstreamMs: 0 })).to.equal(true);
+  });
+
+  it('refusal - a longer trip to the scheduler never makes an overload refusal less sheddable', () => {
+    const causes = SCHEDULER_REFUSAL_CAUSES.filter((c) => c !== 'shutting_down');
+    fc.assert(fc.property(fc.constantFrom(...causes), fc.nat(100), fc.nat(100), fc.double({ min: 0, max: 50, noNaN: true }), fc.double({ min: 0, max: 20, noNaN: true }), fc.double({ min: 0, max: 20, noNaN: true }),
+      (cause, queued, nextBatches, upstreamMs, usualUpstreamMs, more) => {
+        if (isSheddable(cause, { queued, nextBatches, upstreamMs, usualUpstreamMs })) {
+          expect(isSheddable(cause, { queued, nextBatches, upstreamMs: upstreamMs + more, usualUpstreamMs })).to.equal(true);
+        }
+      }));
+  });
+
+  it('upstream baseline - tracks the lower quartile of the trip to the scheduler, and follows it when it moves', () => {
+    const b = new UpstreamBaseline();
+    expect(b.ms).to.equal(undefined);
+    let seed = 7;
+    const rand = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    // Uniform on [1, 5): lower quartile 2.
+    for (let i = 0; i < 20_000; i++) b.observe(1 + 4 * rand());
+    expect(b.ms).to.be.closeTo(2, 0.25);
+    // Uniform on [3, 11): lower quartile 5.
+    for (let i = 0; i < 20_000; i++) b.observe(3 + 8 * rand());
+    expect(b.ms).to.be.closeTo(5, 0.4);
+    b.observe(Number.NaN);
+    expect(b.ms).to.be.closeTo(5, 0.4);
   });
 });
