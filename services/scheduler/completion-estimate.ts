@@ -120,10 +120,13 @@ export function batchSizeFor(headSlackMs: number, limit: number, latencyMs: (siz
 }
 
 /**
- * A high quantile of how late tasks finish against their predicted completion, in ms, tracked by
- * stochastic approximation: up by `stepMs`·q when a task is later than the current value, down by
- * `stepMs`·(1 − q) otherwise (each scaled by the task's weight: 1/n for the n tasks of a batch), so
- * that about a share 1 − q of tasks end up later. Admission keeps this much in hand: on a busy
+ * A running estimate of a quantile of what it observes, in ms, by stochastic approximation: up by
+ * `stepMs`·q when a value is over the current estimate, down by `stepMs`·(1 − q) otherwise (each
+ * scaled by the value's weight: 1/n for the n tasks of a batch), so that about a share 1 − q of the
+ * values end up over it. The scheduler keeps two.
+ *
+ * The lateness margin: a high quantile of how late tasks finish against their predicted completion,
+ * so that about a share 1 − q of tasks end up later. Admission keeps this much in hand: on a busy
  * machine the prediction misses process wake-ups and contention that a line fit of past batches
  * cannot see. Never below 0. The step sets how fast it follows a change: with 0.5 ms and q = 0.98 it
  * falls 1 ms per 100 on-time batches once an overload is over (with 0.05 ms and q = 0.99, 10 s at
@@ -135,21 +138,31 @@ export function batchSizeFor(headSlackMs: number, limit: number, latencyMs: (siz
  * noise; on a slower VM, whose lateness had a heavier tail (P95 2–3 ms, P99 10–15 ms: a process
  * preempted for a time slice), keeping the 99th in hand refused a share of the load at rates well
  * under capacity.
+ *
+ * The usual trip to the scheduler (refusal.ts, `delayedUpstream`): the lower quartile of how long
+ * tasks took to reach it, with `startAtFirst` (it starts at the first value instead of 0, and is
+ * undefined before it, so that it need not climb from 0 at light load).
  */
-export class LatenessQuantile {
-  private value = 0;
+export class RunningQuantile {
+  private value: number | undefined;
 
-  constructor(private readonly q = 0.98, private readonly stepMs = 0.5) {
+  constructor(private readonly q = 0.98, private readonly stepMs = 0.5, opts: { startAtFirst?: boolean } = {}) {
     if (!(q > 0 && q < 1)) throw new RangeError(`q must be in (0, 1), got ${q}`);
     if (!(stepMs > 0)) throw new RangeError(`stepMs must be positive, got ${stepMs}`);
+    if (!opts.startAtFirst) this.value = 0;
   }
 
-  /** Current margin, ms (≥ 0). */
+  /** Current estimate, ms (≥ 0; 0 before any observation). */
   get ms(): number {
+    return this.value ?? 0;
+  }
+
+  /** The estimate, or undefined while a `startAtFirst` one has seen nothing. */
+  get known(): number | undefined {
     return this.value;
   }
 
-  /** A task finished `lateMs` after its predicted completion (negative: early). */
+  /** A task finished `lateMs` after its predicted completion (negative: early); or any other observation. */
   observe(lateMs: number): void {
     this.move(lateMs, 1);
   }
@@ -168,6 +181,10 @@ export class LatenessQuantile {
 
   private move(lateMs: number, weight: number): void {
     if (!Number.isFinite(lateMs)) return;
+    if (this.value === undefined) {
+      this.value = Math.max(0, lateMs);
+      return;
+    }
     this.value = Math.max(0, this.value + weight * (lateMs > this.value ? this.stepMs * this.q : -this.stepMs * (1 - this.q)));
   }
 }

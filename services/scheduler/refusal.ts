@@ -33,7 +33,7 @@ export interface RefusalContext {
   nextBatches: number;
   /** How long the task took to reach the scheduler from the start of its SLO clock, ms (unknown without its budget). */
   upstreamMs?: number;
-  /** What tasks usually take to reach it (UpstreamBaseline), ms; unknown before any. */
+  /** What tasks usually take to reach it (the lower quartile, completion-estimate.ts RunningQuantile), ms; unknown before any. */
   usualUpstreamMs?: number;
 }
 
@@ -45,26 +45,6 @@ export function delayedUpstream(ctx: RefusalContext): boolean {
   return ctx.upstreamMs !== undefined && ctx.usualUpstreamMs !== undefined && ctx.upstreamMs >= 2 * ctx.usualUpstreamMs + UPSTREAM_SLACK_MS;
 }
 
-/**
- * A running estimate of the lower quartile of the time tasks take to reach the scheduler (stochastic
- * approximation: each observation moves it by `stepMs` toward the quantile), the usual transit that
- * `delayedUpstream` compares against. A low quantile, since under overload the median itself rises.
- */
-export class UpstreamBaseline {
-  private est: number | undefined;
-
-  constructor(private readonly quantile = 0.25, private readonly stepMs = 0.05) {}
-
-  observe(upstreamMs: number): void {
-    if (!Number.isFinite(upstreamMs)) return;
-    if (this.est === undefined) this.est = Math.max(0, upstreamMs);
-    else this.est = Math.max(0, this.est + this.stepMs * (upstreamMs >= this.est ? this.quantile : this.quantile - 1));
-  }
-
-  get ms(): number | undefined {
-    return this.est;
-  }
-}
 
 /** True when a backlog caused the refusal, false when not; undefined for a cause that is not overload. */
 export function isSheddable(cause: SchedulerRefusalCause, ctx: RefusalContext): boolean | undefined {

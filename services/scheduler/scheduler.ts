@@ -26,9 +26,9 @@ import { checkTensor, type Tensor } from '../../shared/tensor.js';
 import type { BatchSizer } from './batch-sizer.js';
 import { createBatchSizer, startingBatchSize, type SizerKind } from './batch-sizers.js';
 import { SchedulerMetrics } from './scheduler-metrics.js';
-import { BatchLatencyModel, batchSizeFor, completionMs, LatenessQuantile, type ReplicaOutlook } from './completion-estimate.js';
+import { BatchLatencyModel, batchSizeFor, completionMs, RunningQuantile, type ReplicaOutlook } from './completion-estimate.js';
 import { DeadlineQueue } from './deadline-queue.js';
-import { isSheddable, UpstreamBaseline } from './refusal.js';
+import { isSheddable } from './refusal.js';
 import type { SchedulerConfig } from './types.js';
 
 interface PendingTask {
@@ -132,9 +132,9 @@ export class Scheduler implements Actor {
   readonly rejectedBy = Object.fromEntries(SCHEDULER_REFUSAL_CAUSES.map((c) => [c, 0])) as Record<SchedulerRefusalCause, number>;
   private readonly metrics: SchedulerMetrics;
   /** How late tasks finish against admission's prediction (P98): admission, drops and batch cuts keep this in hand. */
-  private readonly lateness = new LatenessQuantile();
-  /** The usual time tasks take to reach this scheduler (refusal.ts). */
-  private readonly upstream = new UpstreamBaseline();
+  private readonly lateness = new RunningQuantile();
+  /** The usual time tasks take to reach this scheduler: the lower quartile (refusal.ts). */
+  private readonly upstream = new RunningQuantile(0.25, 0.05, { startAtFirst: true });
   /** Lateness of the admitted tasks the current pump dropped undone, learnt as one batch when it ends. */
   private readonly droppedLateness: number[] = [];
 
@@ -464,7 +464,7 @@ export class Scheduler implements Actor {
   private sheddable(cause: SchedulerRefusalCause, task: PendingTask): boolean | undefined {
     let nextBatches = 0;
     for (const r of this.replicas.values()) if (!r.draining) nextBatches += r.sizer.batchSize() * this.config.replicaCapacity;
-    return isSheddable(cause, { queued: this.queue.size, nextBatches, upstreamMs: upstreamMs(task), usualUpstreamMs: this.upstream.ms });
+    return isSheddable(cause, { queued: this.queue.size, nextBatches, upstreamMs: upstreamMs(task), usualUpstreamMs: this.upstream.known });
   }
 
   /**

@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { delayedUpstream, isSheddable, UpstreamBaseline, UPSTREAM_SLACK_MS } from '../../services/scheduler/refusal.js';
+import { RunningQuantile } from '../../services/scheduler/completion-estimate.js';
+import { delayedUpstream, isSheddable, UPSTREAM_SLACK_MS } from '../../services/scheduler/refusal.js';
+import { mulberry32 } from '../../shared/random.js';
 import { SCHEDULER_REFUSAL_CAUSES } from '../../shared/protocol.js';
 
 describe('scheduler refusals', () => {
@@ -54,17 +56,17 @@ describe('scheduler refusals', () => {
   });
 
   it('upstream baseline - tracks the lower quartile of the trip to the scheduler, and follows it when it moves', () => {
-    const b = new UpstreamBaseline();
-    expect(b.ms).to.equal(undefined);
-    let seed = 7;
-    const rand = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    // The scheduler's usual trip: RunningQuantile(0.25, 0.05, { startAtFirst: true }).
+    const b = new RunningQuantile(0.25, 0.05, { startAtFirst: true });
+    expect(b.known).to.equal(undefined);
+    const rand = mulberry32(7);
     // Uniform on [1, 5): lower quartile 2.
     for (let i = 0; i < 20_000; i++) b.observe(1 + 4 * rand());
-    expect(b.ms).to.be.closeTo(2, 0.25);
+    expect(b.known).to.be.closeTo(2, 0.25);
     // Uniform on [3, 11): lower quartile 5.
     for (let i = 0; i < 20_000; i++) b.observe(3 + 8 * rand());
-    expect(b.ms).to.be.closeTo(5, 0.4);
+    expect(b.known).to.be.closeTo(5, 0.4);
     b.observe(Number.NaN);
-    expect(b.ms).to.be.closeTo(5, 0.4);
+    expect(b.known).to.be.closeTo(5, 0.4);
   });
 });
