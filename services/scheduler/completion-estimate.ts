@@ -145,6 +145,7 @@ export function batchSizeFor(headSlackMs: number, limit: number, latencyMs: (siz
  */
 export class RunningQuantile {
   private value: number | undefined;
+  private observed = 0;
 
   constructor(private readonly q = 0.98, private readonly stepMs = 0.5, opts: { startAtFirst?: boolean } = {}) {
     if (!(q > 0 && q < 1)) throw new RangeError(`q must be in (0, 1), got ${q}`);
@@ -160,6 +161,11 @@ export class RunningQuantile {
   /** The estimate, or undefined while a `startAtFirst` one has seen nothing. */
   get known(): number | undefined {
     return this.value;
+  }
+
+  /** Finite values observed so far. */
+  get count(): number {
+    return this.observed;
   }
 
   /** A task finished `lateMs` after its predicted completion (negative: early); or any other observation. */
@@ -181,6 +187,7 @@ export class RunningQuantile {
 
   private move(lateMs: number, weight: number): void {
     if (!Number.isFinite(lateMs)) return;
+    this.observed++;
     if (this.value === undefined) {
       this.value = Math.max(0, lateMs);
       return;

@@ -40,6 +40,13 @@ export interface RefusalContext {
 /** Slack over twice the usual time to reach the scheduler before a task counts as delayed by a backlog upstream, ms. */
 export const UPSTREAM_SLACK_MS = 2;
 
+/**
+ * Admitted tasks the usual trip is learnt from before it counts (until then the queue alone decides):
+ * one or two trips say nothing of what is usual, and a slow one on a busy machine would otherwise
+ * mark the next short-queue refusal sheddable.
+ */
+export const UPSTREAM_MIN_SAMPLES = 20;
+
 /** True when the task took much longer than usual to reach the scheduler: a backlog upstream. */
 export function delayedUpstream(ctx: RefusalContext): boolean {
   return ctx.upstreamMs !== undefined && ctx.usualUpstreamMs !== undefined && ctx.upstreamMs >= 2 * ctx.usualUpstreamMs + UPSTREAM_SLACK_MS;

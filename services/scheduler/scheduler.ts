@@ -28,7 +28,7 @@ import { createBatchSizer, startingBatchSize, type SizerKind } from './batch-siz
 import { SchedulerMetrics } from './scheduler-metrics.js';
 import { BatchLatencyModel, batchSizeFor, completionMs, RunningQuantile, type ReplicaOutlook } from './completion-estimate.js';
 import { DeadlineQueue } from './deadline-queue.js';
-import { isSheddable } from './refusal.js';
+import { isSheddable, UPSTREAM_MIN_SAMPLES } from './refusal.js';
 import type { SchedulerConfig } from './types.js';
 
 interface PendingTask {
@@ -464,7 +464,7 @@ export class Scheduler implements Actor {
   private sheddable(cause: SchedulerRefusalCause, task: PendingTask): boolean | undefined {
     let nextBatches = 0;
     for (const r of this.replicas.values()) if (!r.draining) nextBatches += r.sizer.batchSize() * this.config.replicaCapacity;
-    return isSheddable(cause, { queued: this.queue.size, nextBatches, upstreamMs: upstreamMs(task), usualUpstreamMs: this.upstream.known });
+    return isSheddable(cause, { queued: this.queue.size, nextBatches, upstreamMs: upstreamMs(task), usualUpstreamMs: this.upstream.count >= UPSTREAM_MIN_SAMPLES ? this.upstream.known : undefined });
   }
 
   /**

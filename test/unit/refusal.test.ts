@@ -59,6 +59,7 @@ describe('scheduler refusals', () => {
     // The scheduler's usual trip: RunningQuantile(0.25, 0.05, { startAtFirst: true }).
     const b = new RunningQuantile(0.25, 0.05, { startAtFirst: true });
     expect(b.known).to.equal(undefined);
+    expect(b.count).to.equal(0);
     const rand = mulberry32(7);
     // Uniform on [1, 5): lower quartile 2.
     for (let i = 0; i < 20_000; i++) b.observe(1 + 4 * rand());
@@ -66,7 +67,9 @@ describe('scheduler refusals', () => {
     // Uniform on [3, 11): lower quartile 5.
     for (let i = 0; i < 20_000; i++) b.observe(3 + 8 * rand());
     expect(b.known).to.be.closeTo(5, 0.4);
+    expect(b.count).to.equal(40_000);
     b.observe(Number.NaN);
     expect(b.known).to.be.closeTo(5, 0.4);
+    expect(b.count).to.equal(40_000); // what is not finite is not counted
   });
 });
