@@ -35,6 +35,8 @@ export interface RefusalContext {
   upstreamMs?: number;
   /** What tasks usually take to reach it (the lower quartile, completion-estimate.ts RunningQuantile), ms; unknown before any. */
   usualUpstreamMs?: number;
+  /** Admitted tasks `usualUpstreamMs` was learnt from (0 when not given). */
+  upstreamSamples?: number;
 }
 
 /** Slack over twice the usual time to reach the scheduler before a task counts as delayed by a backlog upstream, ms. */
@@ -47,9 +49,10 @@ export const UPSTREAM_SLACK_MS = 2;
  */
 export const UPSTREAM_MIN_SAMPLES = 20;
 
-/** True when the task took much longer than usual to reach the scheduler: a backlog upstream. */
+/** True when the task took much longer than usual to reach the scheduler (a backlog upstream), once the usual is known. */
 export function delayedUpstream(ctx: RefusalContext): boolean {
-  return ctx.upstreamMs !== undefined && ctx.usualUpstreamMs !== undefined && ctx.upstreamMs >= 2 * ctx.usualUpstreamMs + UPSTREAM_SLACK_MS;
+  return ctx.upstreamMs !== undefined && ctx.usualUpstreamMs !== undefined && (ctx.upstreamSamples ?? 0) >= UPSTREAM_MIN_SAMPLES
+    && ctx.upstreamMs >= 2 * ctx.usualUpstreamMs + UPSTREAM_SLACK_MS;
 }
 
 

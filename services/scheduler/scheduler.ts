@@ -28,7 +28,7 @@ import { createBatchSizer, startingBatchSize, type SizerKind } from './batch-siz
 import { SchedulerMetrics } from './scheduler-metrics.js';
 import { BatchLatencyModel, batchSizeFor, completionMs, RunningQuantile, type ReplicaOutlook } from './completion-estimate.js';
 import { DeadlineQueue } from './deadline-queue.js';
-import { isSheddable, UPSTREAM_MIN_SAMPLES } from './refusal.js';
+import { isSheddable } from './refusal.js';
 import type { SchedulerConfig } from './types.js';
 
 interface PendingTask {
@@ -464,7 +464,7 @@ export class Scheduler implements Actor {
   private sheddable(cause: SchedulerRefusalCause, task: PendingTask): boolean | undefined {
     let nextBatches = 0;
     for (const r of this.replicas.values()) if (!r.draining) nextBatches += r.sizer.batchSize() * this.config.replicaCapacity;
-    return isSheddable(cause, { queued: this.queue.size, nextBatches, upstreamMs: upstreamMs(task), usualUpstreamMs: this.upstream.count >= UPSTREAM_MIN_SAMPLES ? this.upstream.known : undefined });
+    return isSheddable(cause, { queued: this.queue.size, nextBatches, upstreamMs: upstreamMs(task), usualUpstreamMs: this.upstream.known, upstreamSamples: this.upstream.count });
   }
 
   /**
@@ -497,9 +497,10 @@ export class Scheduler implements Actor {
    * happened to it). If its model could have served it in the time it had in all (Task.budget_ms;
    * without one, from its arrival here), a backlog here or upstream took that time: that is
    * overload, and the task is refused with the retryable CLIPPER_ERR_BACKLOGGED, so that its client
-   * hears early that it may retry instead of getting a default output. (A code of its own: a policy's fan-out limiter does not drop a model
-   * for it, since a model slower than the gap between queries can lose a task this way at light
-   * load too.) A task its model is too slow for expires (default output): retrying would not help.
+   * hears early that it may retry instead of getting a default output. (A code of its own: a
+   * policy's fan-out limiter does not drop a model for it, since a model slower than the gap between
+   * queries can lose a task this way at light load too.) A task its model is too slow for expires
+   * (default output): retrying would not help.
    * The model's speed is any replica's estimate, fresh or not, without the lateness margin (that is
    * contention, which a retry may not meet); with none yet only a task that had no time at all
    * expires.

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from '../../cli/admin-client.js';
 import { freePort, Stack, waitForModelAnswer as waitForIngressAnswer } from '../../cli/stack.js';
+import { sleep } from '../../shared/actor.js';
 import { PROJECT_ROOT } from '../../shared/process.js';
 import type { TestNats } from './nats.js';
 
@@ -48,7 +49,7 @@ export async function postJsonRetrying(url: string, body: unknown, attempts = 5)
   for (let attempt = 1; ; attempt++) {
     const res = await postJson(url, body);
     if (res.status !== 503 || res.body.retryable !== true || attempt >= attempts) return res;
-    await new Promise((r) => setTimeout(r, 1000 * Number(res.headers.get('retry-after') ?? 1)));
+    await sleep(1000 * Number(res.headers.get('retry-after') ?? 1));
   }
 }
 

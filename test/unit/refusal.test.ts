@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { RunningQuantile } from '../../services/scheduler/completion-estimate.js';
-import { delayedUpstream, isSheddable, UPSTREAM_SLACK_MS } from '../../services/scheduler/refusal.js';
+import { delayedUpstream, isSheddable, UPSTREAM_MIN_SAMPLES, UPSTREAM_SLACK_MS } from '../../services/scheduler/refusal.js';
 import { mulberry32 } from '../../shared/random.js';
 import { SCHEDULER_REFUSAL_CAUSES } from '../../shared/protocol.js';
 
@@ -35,22 +35,26 @@ describe('scheduler refusals', () => {
   it('refusal - a task expected late with a short queue is sheddable when it took much longer than usual to reach the scheduler', () => {
     for (const cause of ['would_be_late', 'waited_too_long'] as const) {
       const usual = 2;
+      const learnt = { usualUpstreamMs: usual, upstreamSamples: UPSTREAM_MIN_SAMPLES };
       const threshold = 2 * usual + UPSTREAM_SLACK_MS;
-      expect(isSheddable(cause, { ...short, upstreamMs: threshold - 0.5, usualUpstreamMs: usual }), cause).to.equal(false);
-      expect(isSheddable(cause, { ...short, upstreamMs: threshold, usualUpstreamMs: usual }), cause).to.equal(true);
+      expect(isSheddable(cause, { ...short, ...learnt, upstreamMs: threshold - 0.5 }), cause).to.equal(false);
+      expect(isSheddable(cause, { ...short, ...learnt, upstreamMs: threshold }), cause).to.equal(true);
       // Without a budget (no upstream time) or before any usual time, the queue alone decides.
-      expect(isSheddable(cause, { ...short, usualUpstreamMs: usual }), cause).to.equal(false);
+      expect(isSheddable(cause, { ...short, ...learnt }), cause).to.equal(false);
       expect(isSheddable(cause, { ...short, upstreamMs: 50 }), cause).to.equal(false);
+      // Nor does a usual time learnt from too few tasks count.
+      expect(isSheddable(cause, { ...short, ...learnt, upstreamSamples: UPSTREAM_MIN_SAMPLES - 1, upstreamMs: 50 }), cause).to.equal(false);
     }
-    expect(delayedUpstream({ ...short, upstreamMs: UPSTREAM_SLACK_MS, usualUpstreamMs: 0 })).to.equal(true);
+    expect(delayedUpstream({ ...short, upstreamMs: UPSTREAM_SLACK_MS, usualUpstreamMs: 0, upstreamSamples: UPSTREAM_MIN_SAMPLES })).to.equal(true);
   });
 
   it('refusal - a longer trip to the scheduler never makes an overload refusal less sheddable', () => {
     const causes = SCHEDULER_REFUSAL_CAUSES.filter((c) => c !== 'shutting_down');
     fc.assert(fc.property(fc.constantFrom(...causes), fc.nat(100), fc.nat(100), fc.double({ min: 0, max: 50, noNaN: true }), fc.double({ min: 0, max: 20, noNaN: true }), fc.double({ min: 0, max: 20, noNaN: true }),
       (cause, queued, nextBatches, upstreamMs, usualUpstreamMs, more) => {
-        if (isSheddable(cause, { queued, nextBatches, upstreamMs, usualUpstreamMs })) {
-          expect(isSheddable(cause, { queued, nextBatches, upstreamMs: upstreamMs + more, usualUpstreamMs })).to.equal(true);
+        const learnt = { usualUpstreamMs, upstreamSamples: UPSTREAM_MIN_SAMPLES };
+        if (isSheddable(cause, { queued, nextBatches, upstreamMs, ...learnt })) {
+          expect(isSheddable(cause, { queued, nextBatches, upstreamMs: upstreamMs + more, ...learnt })).to.equal(true);
         }
       }));
   });
