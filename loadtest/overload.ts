@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- overload`: behaviour past capacity. The `aimd` app of the batching bench (MLP
- * 784-2048-2048-10, adaptive batching, 20 ms SLO): find its capacity (highest rate with P99 within
- * the SLO), hold that rate for 20 s (what it sustains: `sustained_1x_qps`), then offer twice that for
+ * 784-2048-2048-10, adaptive batching, 20 ms SLO): find its capacity, the highest rate it sustains
+ * for 20 s with P99 within the SLO (a search in 4 s steps, then 20 s holds at 1× from the search's
+ * best rate down until one is good: `capacity_holds`, `sustained_1x_qps`), then offer twice that for
  * 20 s, open loop. A system that degrades gracefully keeps its goodput near capacity and answers
  * everything else quickly, refused (retryable 429/503) or with the default output at the deadline,
  * instead of letting queues and latencies grow without bound. The hold's and the overload's requests
@@ -9,12 +10,13 @@
  * ingress counts against its SLO (`--no-stamp-start`: it does not).
  */
 import { ensureBenchModel } from '../infra/build-bench-model.js';
+import { sleep } from '../shared/actor.js';
 import { schedPolicyInEffect } from '../shared/process.js';
 import { AIMD_DELAY_MS, BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './batching.js';
 import { cleanupOnce, loadBeforeBench, machineSpeed, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
-import { httpSender, runOpenLoop } from './open-loop.js';
+import { httpSender, runOpenLoop, type OpenLoopResult, type Send } from './open-loop.js';
 import type { PlotSpec } from './plot.js';
-import { describeStep, findMaxRate, toStep, type SweepResult } from './sweep.js';
+import { describeStep, findMaxRate, holdBelow, toStep, type SweepResult, type SweepStep } from './sweep.js';
 
 export interface OverloadOptions {
   stepS: number;
@@ -30,6 +32,25 @@ export interface OverloadOptions {
 }
 
 const round1 = (v: number): number => Math.round(v * 10) / 10;
+
+/** Holds at 1× before the capacity is taken as it stands (the search's rate and up to two lower ones). */
+const MAX_HOLDS = 3;
+
+/** Holds `rate` (1×) for `durationS`, then lower rates (holdBelow) until a hold is good, `tries` holds at most. */
+async function holdCapacity(send: Send, rate: number, durationS: number, sloMs: number, tries: number): Promise<{ holds: SweepStep[]; last: OpenLoopResult; rate: number }> {
+  const holds: SweepStep[] = [];
+  for (let i = 1; ; i++) {
+    progress(`holding ${Math.round(rate)}/s (1×) for ${durationS} s${tries > 1 ? `, hold ${i} of at most ${tries}` : ''}`);
+    const held = await runOpenLoop({ send, rate, durationS, seed: 999 - i, drainTimeoutMs: 30_000 });
+    const step = toStep(held, sloMs);
+    holds.push(step);
+    progress(describeStep(step, '1× held'));
+    progress(`1× held, model answers per second: ${held.per_second.map((c) => c.ok).join(' ')}`);
+    if (step.good || i >= tries) return { holds, last: held, rate };
+    rate = holdBelow(rate, held.goodput_qps);
+    await sleep(1_000);
+  }
+}
 
 /** A default answer's explanation without what differs from query to query (its id, times). */
 const causeOf = (explanation: string): string => explanation.replace(/query \S+ /g, 'query … ').replace(/\d+(\.\d+)? ms/g, 'N ms');
@@ -79,20 +100,22 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       progress(describeStep(toStep(warm, sloMs), 'warm-up'));
       progress(`warm-up, model answers per second: ${warm.per_second.map((c) => c.ok).join(' ')}`);
     }
-    const capacity = sweep.max_qps;
-    if (capacity <= 0) throw new Error('no rate met the SLO; capacity unknown');
-    const offered = Math.round(capacity * opts.factor);
+    if (sweep.max_qps <= 0) throw new Error('no rate met the SLO; capacity unknown');
     // Capacity as the batching bench measures it; the hold's and the overload's requests carry
     // X-Request-Start, as a load balancer would stamp them, so the ingress refuses what waited too long
     // in front of it.
     send.stampStart = opts.stampStart;
-    // What the system sustains at that capacity for as long as the overload lasts, stamped alike: the
-    // search keeps its best 4 s step, so the two ratios tell a loss to overload from the search's optimism.
-    progress(`holding the capacity, ${Math.round(capacity)}/s (1×), for ${opts.overloadS} s`);
-    const held = await runOpenLoop({ send, rate: capacity, durationS: opts.overloadS, seed: 998, drainTimeoutMs: 30_000 });
-    const heldStep = toStep(held, sloMs);
-    progress(describeStep(heldStep, '1× held'));
-    progress(`1× held, model answers per second: ${held.per_second.map((c) => c.ok).join(' ')}`);
+    // The search keeps its best 4 s step, which a longer run at that rate need not sustain (on two
+    // shared vCPUs, 1× held for 20 s got 0.87–0.94 of it). The capacity is the rate sustained for as
+    // long as the overload lasts, stamped alike: hold the search's rate; if that hold is not good (P99
+    // over the SLO or goodput under 95 % of the offered rate), hold a lower one (holdBelow). A given
+    // capacity is held once, as given.
+    const { holds, last: held, rate } = await holdCapacity(send, sweep.max_qps, opts.overloadS, sloMs, opts.capacity === undefined ? MAX_HOLDS : 1);
+    const heldStep = holds.at(-1)!;
+    const verified = opts.capacity === undefined && heldStep.good;
+    // Verified: what the good hold served; otherwise the last rate held (or the one given).
+    const capacity = verified ? held.goodput_qps : rate;
+    const offered = Math.round(capacity * opts.factor);
     progress(`offering ${offered}/s (${opts.factor}×) for ${opts.overloadS} s`);
     // Why the overload's default answers came (none, if overload is all answered by refusals).
     const defaultCauses = new Map<string, number>();
@@ -121,6 +144,8 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       bench: 'overload',
       capacity_qps: round1(capacity),
       capacity_given: opts.capacity !== undefined,
+      capacity_verified: verified,
+      capacity_search_qps: opts.capacity === undefined ? round1(sweep.max_qps) : null,
       stamp_start: opts.stampStart,
       capacity_p99_ms: opts.capacity === undefined ? sweep.p99_ms_at_max : null,
       offered_qps: offered,
@@ -131,6 +156,8 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       sustained_1x_p99_ms: held.latency.p99_ms,
       sustained_1x_timed_out: held.defaults + held.timeouts,
       goodput_fraction_of_sustained: held.goodput_qps > 0 ? Math.round((r.goodput_qps / held.goodput_qps) * 100) / 100 : null,
+      // Each 20 s hold at 1×: the search's rate first, then lower ones until one was good.
+      capacity_holds: holds,
       accepted_p99_ms: r.accepted_p99_ms,
       ok_p50_ms: r.latency.p50_ms,
       ok_p99_ms: r.latency.p99_ms,
@@ -168,7 +195,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       sloMs,
       series: [
         ...(sweep.steps.length > 0 ? [{ name: 'capacity sweep', steps: sweep.steps }] : []),
-        { name: `1× held (${opts.overloadS} s)`, steps: [heldStep] },
+        { name: `1× held (${opts.overloadS} s)`, steps: holds },
         { name: `${opts.factor}× capacity (${opts.overloadS} s)`, steps: [step] },
       ],
     };

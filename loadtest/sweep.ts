@@ -111,6 +111,15 @@ export function describeStep(s: SweepStep, label?: string): string {
   return `${label ? `${label}: ` : ''}rate ${s.rate_offered}/s: goodput ${Math.round(s.goodput_qps)}/s p50 ${s.p50_ms.toFixed(1)} ms p99 ${s.p99_ms.toFixed(1)} ms${extra ? ` (${extra})` : ''} ${s.good ? 'ok' : 'over'}`;
 }
 
+/**
+ * The next rate to try after a long hold at `rate` that was not good (the overload bench's
+ * capacity): 95 % of what it served, when that fell short, and at most 90 % of `rate` (a hold that
+ * served enough failed on its P99).
+ */
+export function holdBelow(rate: number, servedQps: number): number {
+  return Math.min(0.9 * rate, 0.95 * servedQps);
+}
+
 /** Steps (retries and the step up included) after which a search that found no good rate gives up. */
 const MAX_STEPS_WITHOUT_GOOD = 5;
 

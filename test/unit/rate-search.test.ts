@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import { rateSearch, type SweepStep } from '../../loadtest/sweep.js';
+import { holdBelow, rateSearch, type SweepStep } from '../../loadtest/sweep.js';
 
 /** A step at `rate` against a target that holds the SLO up to `limit` requests per second. */
 function stepAt(rate: number, limit: number): SweepStep {
@@ -60,6 +60,16 @@ describe('rate search', () => {
       // Three bisection steps between a good rate and a bad one 1.5× higher leave a gap of 0.5 / 8 = 6.25 %.
       expect(best).to.be.at.least(limit / 1.07);
       expect(rates.length).to.be.at.most(40);
+    }));
+  });
+
+  it('hold below - 95 % of what a short hold served, at most 90 % of the rate held', () => {
+    expect(holdBelow(2800, 2000)).to.equal(1900);
+    expect(holdBelow(2800, 2790)).to.be.closeTo(2520, 1e-9);
+    fc.assert(fc.property(fc.double({ min: 1, max: 1e5, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }), (rate, servedShare) => {
+      const next = holdBelow(rate, rate * servedShare);
+      expect(next).to.be.at.most(0.9 * rate);
+      expect(next).to.be.at.most(0.95 * rate * servedShare + 1e-9);
     }));
   });
 });
