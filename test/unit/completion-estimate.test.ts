@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 
-import { BatchLatencyModel, batchSizeFor, completionMs, RunningQuantile, MIN_FIT_POINTS, type ReplicaOutlook } from '../../services/scheduler/completion-estimate.js';
+import { BatchLatencyModel, batchSizeFor, completionMs, MIN_FIT_POINTS, type ReplicaOutlook } from '../../services/scheduler/completion-estimate.js';
 
 /** A replica whose batches take exactly a + b·size ms. */
 function line(a: number, b: number, batchSize: number, freeInMs = 0): ReplicaOutlook {
@@ -101,41 +101,6 @@ describe('completion estimate', () => {
         expect(completionMs(lo, r)!).to.be.at.least(free + a + b - 1e-9);
       },
     ));
-  });
-
-  it('completion estimate - RunningQuantile settles near the asked quantile of what it observes', () => {
-    const q = new RunningQuantile(0.9, 0.05);
-    // Lateness uniform on [0, 10) ms: the 90th percentile is 9 ms.
-    let x = 0.5;
-    for (let i = 0; i < 200_000; i++) {
-      x = (x * 9301 + 49297) % 233280;
-      q.observe((x / 233280) * 10);
-    }
-    expect(q.ms).to.be.closeTo(9, 0.3);
-  });
-
-  it('completion estimate - RunningQuantile: a batch of late tasks moves the margin one step, not one step per task', () => {
-    const perTask = new RunningQuantile(0.95, 0.5);
-    const perBatch = new RunningQuantile(0.95, 0.5);
-    const stalled = Array.from({ length: 30 }, () => 15); // one 15 ms stall of a 30-task batch
-    for (const l of stalled) perTask.observe(l);
-    perBatch.observeBatch(stalled);
-    expect(perTask.ms).to.be.closeTo(30 * 0.5 * 0.95, 1e-9);
-    expect(perBatch.ms).to.be.closeTo(0.5 * 0.95, 1e-9);
-    // Batches of on-time tasks bring it down by (1 − q) steps each, whatever their size.
-    perBatch.observeBatch(Array.from({ length: 8 }, () => -1));
-    expect(perBatch.ms).to.be.closeTo(0.5 * 0.95 - 0.5 * 0.05, 1e-9);
-  });
-
-  it('completion estimate - RunningQuantile never goes below 0 and ignores values that are not finite', () => {
-    const q = new RunningQuantile();
-    for (let i = 0; i < 1000; i++) q.observe(-5);
-    expect(q.ms).to.equal(0);
-    q.observe(NaN);
-    q.observe(Infinity);
-    expect(q.ms).to.equal(0);
-    expect(() => new RunningQuantile(1)).to.throw(RangeError);
-    expect(() => new RunningQuantile(0.9, 0)).to.throw(RangeError);
   });
 
   it('completion estimate - batchSizeFor cuts the batch to what the head can wait for, the margin included, and gives 0 when the head cannot make it alone', () => {

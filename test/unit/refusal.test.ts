@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { RunningQuantile } from '../../services/scheduler/completion-estimate.js';
+import { RunningQuantile } from '../../shared/running-quantile.js';
 import { delayedUpstream, isSheddable, UPSTREAM_MIN_SAMPLES, UPSTREAM_SLACK_MS } from '../../services/scheduler/refusal.js';
 import { mulberry32 } from '../../shared/random.js';
 import { SCHEDULER_REFUSAL_CAUSES } from '../../shared/protocol.js';
