@@ -32,6 +32,7 @@ import { openRegistryBucket, RegistryView, type AppRecord } from '../../shared/r
 import { Subjects } from '../../shared/subjects.js';
 import { toJsonValue, type Tensor } from '../../shared/tensor.js';
 import { isStatelessPolicy, QueryExecutor, taskBudgetMs } from '../policy/mod.js';
+import { AnswerTimes, tooLittleLeft } from './answer-times.js';
 import { ClusterStats } from './cluster-stats.js';
 import { IngressMetrics } from './ingress-metrics.js';
 import { LoadShedder } from './load-shedder.js';
@@ -58,6 +59,8 @@ export class Ingress implements Actor {
   private readonly executor: QueryExecutor;
   private readonly requester: Requester;
   private readonly shedder = new LoadShedder();
+  /** How soon models answer each app's queries after the read: the edge refuses what has less left. */
+  private readonly answerTimes = new AnswerTimes();
   readonly metrics: IngressMetrics;
   private readonly cluster: ClusterStats;
   private readonly monitoring: MonitoringEndpoints;
@@ -167,6 +170,7 @@ export class Ingress implements Actor {
       throw err;
     }
     this.shedder.answered(app.name);
+    if (!answer.default) this.answerTimes.observe(app.name, performance.now() - startedMs);
     this.metrics.query(app, answer.default ? 'default' : 'ok', startedMs);
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId, app: app.name, default: answer.default, models: answer.models }, 'query answered');
     const output = typeof answer.output === 'string' || encoding === 'msgpack' ? answer.output : toJsonValue(answer.output);
@@ -341,8 +345,9 @@ export class Ingress implements Actor {
    * client's `X-Request-Start` stamp where it sent a plausible one (shared/request-start.ts), else its
    * arrival here; the wait in front of this process goes into `clipper_request_queue_seconds`. Or
    * returns the refusal (retryable CLIPPER_ERR_QUEUE_FULL, counted): for a query that arrives with no
-   * more of its SLO left than the reply margin (answering it could only be late), and for the share of
-   * an overloaded app's queries the shedder holds back. Returned, not thrown: a refused request cost
+   * more of its SLO left than the reply margin (answering it could only be late), or with less left
+   * than its models take to answer nine times in ten (answer-times.ts), and for the share of an
+   * overloaded app's queries the shedder holds back. Returned, not thrown: a refused request cost
    * this process 76–83 µs of CPU thrown and caught, 66–79 returned (medians 77 and 68.5, six runs each
    * at 3000/s; a bare node:http server answering 503 spends 49–64), paid exactly when the CPU is short.
    */
@@ -352,8 +357,13 @@ export class Ingress implements Actor {
     if (app && startUnixMs !== undefined) {
       const waitedMs = receivedUnixMs - startUnixMs;
       this.metrics.queued(app, waitedMs);
-      if (waitedMs >= taskBudgetMs(app.latency_slo_micros)) {
+      const budgetMs = taskBudgetMs(app.latency_slo_micros);
+      if (waitedMs >= budgetMs) {
         return this.refusal(app, `${appName}: the query waited ${Math.round(waitedMs)} ms before the ingress read it, its ${app.latency_slo_micros / 1000} ms SLO is spent; the ingress is overloaded`);
+      }
+      const answerMs = this.answerTimes.fastestMs(appName);
+      if (answerMs !== undefined && tooLittleLeft(waitedMs, budgetMs, answerMs)) {
+        return this.refusal(app, `${appName}: the query waited ${Math.round(waitedMs)} ms before the ingress read it, which leaves ${(budgetMs - waitedMs).toFixed(1)} ms of its ${app.latency_slo_micros / 1000} ms SLO; its models take ${answerMs.toFixed(1)} ms or more to answer nine times in ten; the ingress is overloaded`);
       }
     }
     if (this.shedder.shouldShed(appName)) return this.refusal(app, `${appName} is overloaded; refused at the ingress`);
