@@ -16,7 +16,7 @@ import { AIMD_DELAY_MS, BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './bat
 import { cleanupOnce, loadBeforeBench, machineSpeed, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender, runOpenLoop, type OpenLoopResult, type Send } from './open-loop.js';
 import type { PlotSpec } from './plot.js';
-import { describeStep, findMaxRate, holdBelow, toStep, type SweepResult, type SweepStep } from './sweep.js';
+import { capacityFromHolds, describeStep, findMaxRate, holdBelow, toStep, type SweepResult, type SweepStep } from './sweep.js';
 
 export interface OverloadOptions {
   stepS: number;
@@ -37,7 +37,7 @@ const round1 = (v: number): number => Math.round(v * 10) / 10;
 const MAX_HOLDS = 3;
 
 /** Holds `rate` (1×) for `durationS`, then lower rates (holdBelow) until a hold is good, `tries` holds at most. */
-async function holdCapacity(send: Send, rate: number, durationS: number, sloMs: number, tries: number): Promise<{ holds: SweepStep[]; last: OpenLoopResult; rate: number }> {
+async function holdCapacity(send: Send, rate: number, durationS: number, sloMs: number, tries: number): Promise<{ holds: SweepStep[]; last: OpenLoopResult }> {
   const holds: SweepStep[] = [];
   for (let i = 1; ; i++) {
     progress(`holding ${Math.round(rate)}/s (1×) for ${durationS} s${tries > 1 ? `, hold ${i} of at most ${tries}` : ''}`);
@@ -46,7 +46,7 @@ async function holdCapacity(send: Send, rate: number, durationS: number, sloMs: 
     holds.push(step);
     progress(describeStep(step, '1× held'));
     progress(`1× held, model answers per second: ${held.per_second.map((c) => c.ok).join(' ')}`);
-    if (step.good || i >= tries) return { holds, last: held, rate };
+    if (step.good || i >= tries) return { holds, last: held };
     rate = holdBelow(rate, held.goodput_qps);
     await sleep(1_000);
   }
@@ -108,13 +108,13 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     // The search keeps its best 4 s step, which a longer run at that rate need not sustain (on two
     // shared vCPUs, 1× held for 20 s got 0.87–0.94 of it). The capacity is the rate sustained for as
     // long as the overload lasts, stamped alike: hold the search's rate; if that hold is not good (P99
-    // over the SLO or goodput under 95 % of the offered rate), hold a lower one (holdBelow). A given
-    // capacity is held once, as given.
-    const { holds, last: held, rate } = await holdCapacity(send, sweep.max_qps, opts.overloadS, sloMs, opts.capacity === undefined ? MAX_HOLDS : 1);
-    const heldStep = holds.at(-1)!;
-    const verified = opts.capacity === undefined && heldStep.good;
-    // Verified: what the good hold served; otherwise the last rate held (or the one given).
-    const capacity = verified ? held.goodput_qps : rate;
+    // over the SLO or goodput under 95 % of the offered rate), hold a lower one (holdBelow); the
+    // capacity is then what the first good hold served (capacityFromHolds). A given capacity is held
+    // once, as given.
+    const { holds, last: held } = await holdCapacity(send, sweep.max_qps, opts.overloadS, sloMs, opts.capacity === undefined ? MAX_HOLDS : 1);
+    const found = capacityFromHolds(holds, sloMs);
+    const verified = opts.capacity === undefined && found.verified;
+    const capacity = opts.capacity ?? found.qps;
     const offered = Math.round(capacity * opts.factor);
     progress(`offering ${offered}/s (${opts.factor}×) for ${opts.overloadS} s`);
     // Why the overload's default answers came (none, if overload is all answered by refusals).
