@@ -33,8 +33,8 @@ export interface OverloadOptions {
 
 const round1 = (v: number): number => Math.round(v * 10) / 10;
 
-/** Holds at 1× before the capacity is taken as it stands (the search's rate and up to two lower ones). */
-const MAX_HOLDS = 3;
+/** Holds at 1× before the capacity is taken as it stands (the search's rate and up to three lower ones). */
+const MAX_HOLDS = 4;
 
 /** Holds `rate` (1×) for `durationS`, then lower rates (holdBelow) until a hold is good, `tries` holds at most. */
 async function holdCapacity(send: Send, rate: number, durationS: number, sloMs: number, tries: number): Promise<{ holds: SweepStep[]; last: OpenLoopResult }> {
@@ -112,7 +112,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     // capacity is then what the first good hold served (capacityFromHolds). A given capacity is held
     // once, as given.
     const { holds, last: held } = await holdCapacity(send, sweep.max_qps, opts.overloadS, sloMs, opts.capacity === undefined ? MAX_HOLDS : 1);
-    const found = capacityFromHolds(holds, sloMs);
+    const found = capacityFromHolds(holds);
     const verified = opts.capacity === undefined && found.verified;
     const capacity = opts.capacity ?? found.qps;
     const offered = Math.round(capacity * opts.factor);

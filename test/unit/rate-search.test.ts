@@ -73,13 +73,10 @@ describe('rate search', () => {
     }));
   });
 
-  it('capacity from holds - the first good hold\'s goodput; with none good, the most served within the SLO; else the last rate held', () => {
+  it('capacity from holds - the first good hold\'s goodput, verified; with none good, the last hold\'s, unverified', () => {
     const hold = (rate: number, goodput: number, p99: number, good: boolean): SweepStep => ({ ...stepAt(rate, rate), goodput_qps: goodput, ok: goodput * 20, p99_ms: p99, good });
-    expect(capacityFromHolds([hold(2200, 1900, 16, false), hold(1800, 1710, 15, true)], 20)).to.deep.equal({ qps: 1710, verified: true });
-    // Every hold within the SLO but short of 95 % answered: the most any of them served.
-    expect(capacityFromHolds([hold(1587, 1505, 16, false), hold(1428, 1326, 16.4, false), hold(1260, 1183, 15.4, false)], 20)).to.deep.equal({ qps: 1505, verified: false });
-    // The ones over the SLO do not count.
-    expect(capacityFromHolds([hold(2200, 2000, 25, false), hold(1980, 1800, 19, false), hold(1700, 1600, 21, false)], 20)).to.deep.equal({ qps: 1800, verified: false });
-    expect(capacityFromHolds([hold(2200, 2000, 25, false), hold(1900, 1700, 30, false)], 20)).to.deep.equal({ qps: 1900, verified: false });
+    expect(capacityFromHolds([hold(2200, 1900, 16, false), hold(1800, 1710, 15, true)])).to.deep.equal({ qps: 1710, verified: true });
+    expect(capacityFromHolds([hold(2272, 1891, 17.4, false), hold(1797, 1674, 16.2, false), hold(1590, 1500, 15.6, false)])).to.deep.equal({ qps: 1500, verified: false });
+    expect(capacityFromHolds([])).to.deep.equal({ qps: 0, verified: false });
   });
 });
