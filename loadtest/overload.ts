@@ -101,9 +101,9 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       progress(`warm-up, model answers per second: ${warm.per_second.map((c) => c.ok).join(' ')}`);
     }
     if (sweep.max_qps <= 0) throw new Error('no rate met the SLO; capacity unknown');
-    // Capacity as the batching bench measures it; the hold's and the overload's requests carry
-    // X-Request-Start, as a load balancer would stamp them, so the ingress refuses what waited too long
-    // in front of it.
+    // The search's requests are not stamped, as the batching bench's are not; the holds' and the
+    // overload's carry X-Request-Start, as a load balancer would stamp them, so the ingress refuses
+    // what waited too long in front of it.
     send.stampStart = opts.stampStart;
     // The search keeps its best 4 s step, which a longer run at that rate need not sustain (on two
     // shared vCPUs, 1× held for 20 s got 0.87–0.94 of it). The capacity is the rate sustained for as
