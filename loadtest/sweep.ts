@@ -124,7 +124,7 @@ export function holdBelow(rate: number, servedQps: number): number {
  * The capacity from the overload bench's 1× holds: what the first good hold served (verified); with
  * none good, what the last (least loaded) hold served, unverified. (The most any hold served within
  * the SLO instead took the search's rate, which had refused 17 % of its queries: a rate past capacity,
- * and 2× that got 0.74 of it; the run of 23:56 on 2026-11-29.)
+ * and 2× that got 0.74 of it; the run of 22:58 on 2026-11-29.)
  */
 export function capacityFromHolds(holds: readonly SweepStep[]): { qps: number; verified: boolean } {
   const good = holds.find((h) => h.good);
