@@ -5,7 +5,7 @@
  * values end up over it. Never below 0. The step sets how fast it follows a change, and it jitters
  * by about one step. With `startAtFirst` it starts at the first value instead of 0, and is undefined
  * before it, so that it need not climb from 0. Pure logic, unit-tested
- * (test/unit/completion-estimate.test.ts).
+ * (test/unit/running-quantile.test.ts).
  *
  * Kept by the scheduler (its lateness margin and the usual trip to it: scheduler.ts) and the ingress
  * (how soon a model answers: services/ingress/answer-times.ts).

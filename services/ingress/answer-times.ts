@@ -16,8 +16,11 @@
  * The estimate is the 10th percentile of the time from the read to a model's answer: a query left
  * less than that is answered in time less than one time in ten. It counts from 20 answers on, and
  * only while it is under the app's whole budget: a model slower than that is not helped by refusing
- * the queries that waited (they get the default output as before).
+ * the queries that waited (they get the default output as before). Only answers of one model alone
+ * teach it: an ensemble's answer waits for its slowest model, or (anytime) for the deadline, which
+ * says nothing of how soon a model could answer; an ensemble app's queries are never refused so.
  */
+import type { PolicyAnswer } from '../../shared/protocol.js';
 import { RunningQuantile } from '../../shared/running-quantile.js';
 
 /** Model answers of an app before its estimate counts. */
@@ -32,8 +35,9 @@ const ANSWER_TIME_STEP_MS = 0.05;
 export class AnswerTimes {
   private readonly apps = new Map<string, RunningQuantile>();
 
-  /** A model answered a query of `app` `ms` after the ingress read it. */
-  observe(app: string, ms: number): void {
+  /** A query of `app` was answered `ms` after the ingress read it; counts when one model alone answered it. */
+  observe(app: string, answer: Pick<PolicyAnswer, 'default' | 'models' | 'missing'>, ms: number): void {
+    if (answer.default || answer.models?.length !== 1 || (answer.missing?.length ?? 0) > 0) return;
     let q = this.apps.get(app);
     if (!q) this.apps.set(app, (q = new RunningQuantile(ANSWER_TIME_QUANTILE, ANSWER_TIME_STEP_MS, { startAtFirst: true })));
     q.observe(ms);

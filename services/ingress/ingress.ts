@@ -170,7 +170,7 @@ export class Ingress implements Actor {
       throw err;
     }
     this.shedder.answered(app.name);
-    if (!answer.default) this.answerTimes.observe(app.name, performance.now() - startedMs);
+    this.answerTimes.observe(app.name, answer, performance.now() - startedMs);
     this.metrics.query(app, answer.default ? 'default' : 'ok', startedMs);
     if (this.deps.log.isLevelEnabled('debug')) this.deps.log.debug({ queryId, app: app.name, default: answer.default, models: answer.models }, 'query answered');
     const output = typeof answer.output === 'string' || encoding === 'msgpack' ? answer.output : toJsonValue(answer.output);
