@@ -19,7 +19,12 @@ export interface IngressMetricSources {
   near?: () => { hits: number; misses: number } | undefined;
   /** The edge shedder's current share for an app (reading it closes a window whose time is up, as the next query would). */
   shedShare?: (app: string) => number;
+  /** The time an app's model takes to answer nine times in ten, ms, once known (answer-times.ts). */
+  answerTimeMs?: (app: string) => number | undefined;
 }
+
+/** Why the ingress refused a query before reading it. */
+export type EdgeRefusalCause = 'slo_spent' | 'too_little_left' | 'shed';
 
 export class IngressMetrics {
   readonly registry = new Registry();
@@ -29,9 +34,10 @@ export class IngressMetrics {
   private readonly duration: Histogram<'app'>;
   private readonly queueWait: Histogram<'app'>;
   private readonly feedback: Counter<'app' | 'outcome'>;
+  private readonly edgeRefusals: Counter<'app' | 'cause'>;
 
   constructor(view: RegistryView, sources: IngressMetricSources) {
-    const { inFlight, near, shedShare } = sources;
+    const { inFlight, near, shedShare, answerTimeMs } = sources;
     const registers = [this.registry];
     this.requests = new Counter({
       name: 'clipper_requests_total', help: 'Queries by app and outcome: ok (a model answered), default (the app\'s default output), refused (503, overload), error, forwarded (a direct NATS query: the worker answered the client, not counted in the latency histogram)', labelNames: ['app', 'outcome'], registers,
@@ -56,6 +62,21 @@ export class IngressMetrics {
       collect() {
         this.reset();
         if (shedShare) for (const a of view.apps.values()) this.set({ app: a.name }, shedShare(a.name));
+      },
+    });
+    this.edgeRefusals = new Counter({
+      name: 'clipper_ingress_edge_refusals_total', help: 'Queries this ingress refused before reading them, by cause: slo_spent (X-Request-Start: the SLO was spent in front of it), too_little_left (less of the SLO left than the app\'s model takes to answer nine times in ten), shed (the load shedder\'s share)', labelNames: ['app', 'cause'], registers,
+    });
+    new Gauge({
+      name: 'clipper_ingress_answer_time_p10_seconds', help: 'The time from this ingress\'s read of a query to a model\'s answer that nine answers in ten take or more, per app answered by one model at a time, from 20 answers on: a stamped query left less of its SLO is refused', labelNames: ['app'], registers,
+      collect() {
+        this.reset();
+        if (answerTimeMs) {
+          for (const a of view.apps.values()) {
+            const ms = answerTimeMs(a.name);
+            if (ms !== undefined) this.set({ app: a.name }, ms / 1000);
+          }
+        }
       },
     });
     new Gauge({ name: 'clipper_ingress_requests_in_flight', help: 'HTTP and NATS requests this ingress is handling now', registers, collect() { this.set(inFlight()); } });
@@ -84,6 +105,12 @@ export class IngressMetrics {
     } else {
       this.recent.record(app.name, outcome);
     }
+  }
+
+  /** A query of `app` was refused before it was read (counted as `refused` too). */
+  edgeRefusal(app: AppRecord, cause: EdgeRefusalCause): void {
+    this.query(app, 'refused', 0);
+    this.edgeRefusals.inc({ app: app.name, cause });
   }
 
   /** A query of `app` carried an X-Request-Start stamp `waitedMs` before it arrived here. */

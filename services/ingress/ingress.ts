@@ -34,7 +34,7 @@ import { toJsonValue, type Tensor } from '../../shared/tensor.js';
 import { isStatelessPolicy, QueryExecutor, taskBudgetMs } from '../policy/mod.js';
 import { AnswerTimes, tooLittleLeft } from './answer-times.js';
 import { ClusterStats } from './cluster-stats.js';
-import { IngressMetrics } from './ingress-metrics.js';
+import { IngressMetrics, type EdgeRefusalCause } from './ingress-metrics.js';
 import { LoadShedder } from './load-shedder.js';
 import { MonitoringEndpoints } from './monitoring.js';
 import type { IngressConfig } from './types.js';
@@ -78,7 +78,9 @@ export class Ingress implements Actor {
     this.view = new RegistryView(deps.log);
     this.executor = new QueryExecutor({ ...deps, subjects: this.subjects, view: this.view, cacheShards: config.cacheShards, nearCacheBytes: config.nearCacheBytes });
     this.requester = new Requester(deps.nc);
-    this.metrics = new IngressMetrics(this.view, { inFlight: () => this.inFlight, near: () => this.executor.near?.counters, shedShare: (app) => this.shedder.probability(app) });
+    this.metrics = new IngressMetrics(this.view, {
+      inFlight: () => this.inFlight, near: () => this.executor.near?.counters, shedShare: (app) => this.shedder.probability(app), answerTimeMs: (app) => this.answerTimes.fastestMs(app),
+    });
     this.cluster = new ClusterStats({ ...deps, view: this.view, prefix: config.prefix }, config.statsPollMs);
     this.monitoring = new MonitoringEndpoints({ ...deps, view: this.view, metrics: this.metrics, cluster: this.cluster });
   }
@@ -359,21 +361,21 @@ export class Ingress implements Actor {
       this.metrics.queued(app, waitedMs);
       const budgetMs = taskBudgetMs(app.latency_slo_micros);
       if (waitedMs >= budgetMs) {
-        return this.refusal(app, `${appName}: the query waited ${Math.round(waitedMs)} ms before the ingress read it, its ${app.latency_slo_micros / 1000} ms SLO is spent; the ingress is overloaded`);
+        return this.refusal(app, 'slo_spent', `${appName}: the query waited ${Math.round(waitedMs)} ms before the ingress read it, its ${app.latency_slo_micros / 1000} ms SLO is spent; the ingress is overloaded`);
       }
       const answerMs = this.answerTimes.fastestMs(appName);
       if (answerMs !== undefined && tooLittleLeft(waitedMs, budgetMs, answerMs)) {
-        return this.refusal(app, `${appName}: the query waited ${Math.round(waitedMs)} ms before the ingress read it, which leaves ${(budgetMs - waitedMs).toFixed(1)} ms of its ${app.latency_slo_micros / 1000} ms SLO; its models take ${answerMs.toFixed(1)} ms or more to answer nine times in ten; the ingress is overloaded`);
+        return this.refusal(app, 'too_little_left', `${appName}: the query waited ${Math.round(waitedMs)} ms before the ingress read it, which leaves ${(budgetMs - waitedMs).toFixed(1)} ms of its ${app.latency_slo_micros / 1000} ms SLO; its models take ${answerMs.toFixed(1)} ms or more to answer nine times in ten; the ingress is overloaded`);
       }
     }
-    if (this.shedder.shouldShed(appName)) return this.refusal(app, `${appName} is overloaded; refused at the ingress`);
+    if (this.shedder.shouldShed(appName)) return this.refusal(app, 'shed', `${appName} is overloaded; refused at the ingress`);
     return startUnixMs ?? receivedUnixMs;
   }
 
-  /** A refusal at the edge: counted, as the retryable CLIPPER_ERR_QUEUE_FULL. */
-  private refusal(app: AppRecord | undefined, cause: string): ClipperError {
-    if (app) this.metrics.query(app, 'refused', 0);
-    return ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', cause);
+  /** A refusal at the edge: counted, by `cause`, as the retryable CLIPPER_ERR_QUEUE_FULL that `message` explains. */
+  private refusal(app: AppRecord | undefined, cause: EdgeRefusalCause, message: string): ClipperError {
+    if (app) this.metrics.edgeRefusal(app, cause);
+    return ClipperError.withoutStack('CLIPPER_ERR_QUEUE_FULL', message);
   }
 
   private sendHealth(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -6,6 +6,7 @@
  */
 import { expect } from 'chai';
 import { startTestNats, stopTestNats, type TestNats } from '../helpers/nats.js';
+import { scrape, sumOf } from '../helpers/prometheus.js';
 import { addJsModel, postJson, startTestStack, stopTestStack, waitForModelAnswer, type TestStack } from '../helpers/stack.js';
 
 describe('edge admission (real processes)', function () {
@@ -40,5 +41,11 @@ describe('edge admission (real processes)', function () {
     const inTime = await stamped(1_000);
     expect(inTime.status).to.equal(200);
     expect(inTime.body).to.include({ default: false });
+    // The refusal is counted by its cause, and the answer time it went by is exposed.
+    const m = await scrape(`${sys.stack.ingressUrl}/metrics`);
+    expect(sumOf(m, 'clipper_ingress_edge_refusals_total', { app: 'lag', cause: 'too_little_left' })).to.equal(1);
+    expect(sumOf(m, 'clipper_ingress_edge_refusals_total', { app: 'lag' })).to.equal(1);
+    expect(sumOf(m, 'clipper_requests_total', { app: 'lag', outcome: 'refused' })).to.equal(1);
+    expect(sumOf(m, 'clipper_ingress_answer_time_p10_seconds', { app: 'lag' })).to.be.within(0.29, 2);
   });
 });

@@ -122,6 +122,8 @@ describe('metrics (real processes)', function () {
     expect(delta('clipper_request_queue_seconds_count', { app: 'calc' })).to.equal(5);
     expect(delta('clipper_request_queue_seconds_sum', { app: 'calc' })).to.be.at.least(7.5);
     expect(delta('clipper_requests_total', { app: 'calc', outcome: 'refused' })).to.equal(3);
+    expect(delta('clipper_ingress_edge_refusals_total', { app: 'calc', cause: 'slo_spent' })).to.equal(3);
+    expect(delta('clipper_ingress_edge_refusals_total', { app: 'calc' })).to.equal(3);
     expect(delta('clipper_requests_total', { app: 'calc', outcome: 'ok' })).to.equal(2);
     expect(delta('clipper_requests_total', { app: 'calc', outcome: 'forwarded' })).to.equal(1);
   });
