@@ -95,9 +95,9 @@ program
   .option('--step <s>', 'seconds per load step of the capacity search', positiveNumber, 4)
   .option('--start-rate <n>', 'first offered rate of the capacity search, requests/s', positiveNumber, 200)
   .option('--factor <x>', 'offered load as a multiple of capacity', positiveNumber, 2)
-  .option('--duration <s>', 'seconds of overload', positiveNumber, 20)
+  .option('--duration <s>', 'seconds of overload, and of each 1× hold that checks the capacity', positiveNumber, 20)
   .option('--sockets <n>', 'HTTP client sockets', positive, 256)
-  .option('--capacity <n>', 'take this capacity (requests/s) as given instead of searching for it (one unrecorded warm-up step at that rate instead)', positiveNumber)
+  .option('--capacity <n>', 'take this capacity (requests/s) as given instead of searching for it and holding it (one unrecorded warm-up step, then one 1× hold at that rate)', positiveNumber)
   .option('--no-stamp-start', 'do not stamp the overload requests with X-Request-Start (the SLO clock then starts when the ingress reads them)')
   .action(async (o: { step: number; startRate: number; factor: number; duration: number; sockets: number; capacity?: number; stampStart: boolean }) => {
     const { result, plot } = await runOverload({ stepS: o.step, startRate: o.startRate, factor: o.factor, overloadS: o.duration, sockets: o.sockets, capacity: o.capacity, stampStart: o.stampStart });
