@@ -11,6 +11,7 @@ import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { mulberry32 } from '../infra/models/mlp.js';
 import { schedPolicyInEffect } from '../shared/process.js';
 import { cleanupOnce, loadBeforeBench, machineSpeed, progress, startPeer, startSystem, waitForApp, type BenchSystem } from './harness.js';
+import { round1, round2 } from './round.js';
 import { remoteGenerator, type GeneratorTarget } from './step-runner.js';
 import type { PlotSpec } from './plot.js';
 import { findMaxRates, type SweepResult } from './sweep.js';
@@ -63,8 +64,6 @@ export async function deployMlpApp(system: BenchSystem, modelFile: string, app: 
   await system.admin.call('add_app', { name: app, input_type: 'floats', input_shape: [MLP_INPUT_LENGTH], latency_slo_micros: sloMs * 1000, candidate_model_names: [model] });
 }
 
-const round1 = (v: number): number => Math.round(v * 10) / 10;
-const round2 = (v: number | null): number | null => (v === null ? null : Math.round(v * 100) / 100);
 
 export async function runBatching(opts: BatchingOptions): Promise<{ result: Record<string, unknown>; plot: PlotSpec }> {
   const loadAvg = loadBeforeBench();
@@ -135,9 +134,9 @@ export async function runBatching(opts: BatchingOptions): Promise<{ result: Reco
       batch1_p99_ms: batch1.p99_ms_at_max,
       peer_p99_ms: peerRes.p99_ms_at_max,
       aimd_nats_p99_ms: aimdNats?.p99_ms_at_max ?? null,
-      aimd_over_batch1: round2(aimdOverBatch1),
-      aimd_over_peer: round2(aimdOverPeer),
-      aimd_nats_over_peer: round2(aimdNatsOverPeer),
+      aimd_over_batch1: aimdOverBatch1 === null ? null : round2(aimdOverBatch1),
+      aimd_over_peer: aimdOverPeer === null ? null : round2(aimdOverPeer),
+      aimd_nats_over_peer: aimdNatsOverPeer === null ? null : round2(aimdNatsOverPeer),
       slo_ms: sloMs,
       load_avg_1m_at_start: loadAvg,
       sched_policy: schedPolicyInEffect(),

@@ -23,6 +23,7 @@ import { gaussian, mulberry32 } from '../shared/random.js';
 import { cleanupOnce, pool, progress, startSystem, type BenchSystem } from './harness.js';
 import { elapsedUs, LatencyRecorder } from './latency.js';
 import { natsSender } from './open-loop.js';
+import { round1, round2, round3 } from './round.js';
 import { findMaxRates, type SweepResult } from './sweep.js';
 import type { XyPlotSpec } from './xy-plot.js';
 
@@ -227,7 +228,3 @@ export async function runCache(opts: CacheBenchOptions): Promise<{ result: Recor
     await stopAll();
   }
 }
-
-const round1 = (x: number): number => Math.round(x * 10) / 10;
-const round2 = (x: number): number => Math.round(x * 100) / 100;
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;

@@ -8,6 +8,7 @@ import { connect } from 'nats';
 import { freePort, Stack, waitForModelAnswer } from '../cli/stack.js';
 import { serviceStats } from '../shared/nats.js';
 import { DIST_ROOT, schedForkOptions } from '../shared/process.js';
+import { round2 } from './round.js';
 
 /** Runs `fn` over `items` with `concurrency` workers; results in the order of the items. */
 export async function pool<T, R>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
@@ -102,7 +103,7 @@ export function loadBeforeBench(): number {
   const load = os.loadavg()[0] ?? 0;
   const cpus = os.cpus().length;
   if (load > 0.5 * cpus) progress(`warning: load average ${load.toFixed(2)} on ${cpus} CPUs before the bench; other processes will skew the figures`);
-  return Math.round(load * 100) / 100;
+  return round2(load);
 }
 
 /**

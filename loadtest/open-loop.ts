@@ -13,6 +13,7 @@ import { mulberry32 } from '../infra/models/mlp.js';
 import { ERROR_CODE_HEADER, ERROR_STATUS_HEADER } from '../shared/errors.js';
 import { REQUEST_START_HEADER } from '../shared/request-start.js';
 import { LatencyRecorder, type LatencySummary } from './latency.js';
+import { round1 } from './round.js';
 
 /**
  * What became of one request: a model's answer (`ok`), a refusal the client may retry (`rejected`:
@@ -141,7 +142,7 @@ export function runOpenLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
         rate_offered: rate,
         duration_s: durationS,
         ...counts,
-        goodput_qps: Math.round((counts.ok / durationS) * 10) / 10,
+        goodput_qps: round1(counts.ok / durationS),
         latency: okLatency.summary(),
         accepted_p99_ms: acceptedLatency.summary().p99_ms,
         send_lag_p99_ms: sendLag.summary().p99_ms,

@@ -16,6 +16,7 @@ import { AIMD_DELAY_MS, BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './bat
 import { cleanupOnce, loadBeforeBench, machineSpeed, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender, runOpenLoop, type OpenLoopResult, type Send } from './open-loop.js';
 import type { PlotSpec } from './plot.js';
+import { round1, round2 } from './round.js';
 import { capacityFromHolds, describeStep, findMaxRate, holdBelow, toStep, type SweepResult, type SweepStep } from './sweep.js';
 
 export interface OverloadOptions {
@@ -30,8 +31,6 @@ export interface OverloadOptions {
   /** Stamp the overload's requests with X-Request-Start (their scheduled send time); the capacity search never does. */
   stampStart: boolean;
 }
-
-const round1 = (v: number): number => Math.round(v * 10) / 10;
 
 /** Holds at 1× before the capacity is taken as it stands (the search's rate and up to three lower ones). */
 const MAX_HOLDS = 4;
@@ -151,11 +150,11 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       offered_qps: offered,
       duration_s: opts.overloadS,
       goodput_qps: r.goodput_qps,
-      goodput_fraction_of_capacity: Math.round(goodputFraction * 100) / 100,
+      goodput_fraction_of_capacity: round2(goodputFraction),
       sustained_1x_qps: held.goodput_qps,
       sustained_1x_p99_ms: held.latency.p99_ms,
       sustained_1x_timed_out: held.defaults + held.timeouts,
-      goodput_fraction_of_sustained: held.goodput_qps > 0 ? Math.round((r.goodput_qps / held.goodput_qps) * 100) / 100 : null,
+      goodput_fraction_of_sustained: held.goodput_qps > 0 ? round2(r.goodput_qps / held.goodput_qps) : null,
       // Each 20 s hold at 1×: the search's rate first, then lower ones until one was good.
       capacity_holds: holds,
       accepted_p99_ms: r.accepted_p99_ms,

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { round1 } from './round.js';
 
 export interface PlotStep {
   rate_offered: number;
@@ -34,7 +35,6 @@ const PANEL = { top: 84, bottom: 60, left: 70, right: 24, gap: 90 };
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const fmt = (v: number): string => (Math.abs(v) >= 1000 && v % 1000 === 0 ? `${v / 1000}k` : Number.isInteger(v) ? String(v) : v.toPrecision(3).replace(/\.?0+$/, ''));
-const r1 = (v: number): number => Math.round(v * 10) / 10;
 
 /** A "nice" axis: 0 to a round maximum in 4–8 round steps. */
 export function niceTicks(max: number, target = 5): number[] {
@@ -57,12 +57,12 @@ interface Panel {
   yMax: number;
 }
 
-const px = (p: Panel, x: number): number => r1(p.x0 + (x / p.xMax) * p.w);
-const py = (p: Panel, y: number): number => r1(p.y0 + p.h - (Math.min(y, p.yMax) / p.yMax) * p.h);
+const px = (p: Panel, x: number): number => round1(p.x0 + (x / p.xMax) * p.w);
+const py = (p: Panel, y: number): number => round1(p.y0 + p.h - (Math.min(y, p.yMax) / p.yMax) * p.h);
 
 function axes(p: Panel, xTicks: number[], yTicks: number[], xLabel: string, yLabel: string, title: string): string[] {
   const out: string[] = [];
-  out.push(`<text x="${r1(p.x0 + p.w / 2)}" y="${p.y0 - 12}" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`);
+  out.push(`<text x="${round1(p.x0 + p.w / 2)}" y="${p.y0 - 12}" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`);
   for (const t of yTicks) {
     const y = py(p, t);
     out.push(`<line x1="${p.x0}" y1="${y}" x2="${p.x0 + p.w}" y2="${y}" stroke="#e5e5e5"/>`);
@@ -74,8 +74,8 @@ function axes(p: Panel, xTicks: number[], yTicks: number[], xLabel: string, yLab
     out.push(`<text x="${x}" y="${p.y0 + p.h + 18}" text-anchor="middle" font-size="11">${fmt(t)}</text>`);
   }
   out.push(`<rect x="${p.x0}" y="${p.y0}" width="${p.w}" height="${p.h}" fill="none" stroke="#333"/>`);
-  out.push(`<text x="${r1(p.x0 + p.w / 2)}" y="${p.y0 + p.h + 40}" text-anchor="middle" font-size="12">${esc(xLabel)}</text>`);
-  const cy = r1(p.y0 + p.h / 2);
+  out.push(`<text x="${round1(p.x0 + p.w / 2)}" y="${p.y0 + p.h + 40}" text-anchor="middle" font-size="12">${esc(xLabel)}</text>`);
+  const cy = round1(p.y0 + p.h / 2);
   out.push(`<text x="${p.x0 - 50}" y="${cy}" text-anchor="middle" font-size="12" transform="rotate(-90 ${p.x0 - 50} ${cy})">${esc(yLabel)}</text>`);
   return out;
 }
@@ -93,11 +93,11 @@ function seriesLines(p: Panel, series: readonly PlotSeries[], y: (s: PlotStep) =
       if (v > p.yMax) {
         // Off the chart: an arrow at the top edge.
         const top = p.y0;
-        out.push(`<path d="M${cx - 5},${top + 9} L${cx},${top + 1} L${cx + 5},${top + 9} Z" fill="${color}"><title>${esc(`${s.name}: ${fmt(st.rate_offered)}/s → ${fmt(r1(v))}`)}</title></path>`);
+        out.push(`<path d="M${cx - 5},${top + 9} L${cx},${top + 1} L${cx + 5},${top + 9} Z" fill="${color}"><title>${esc(`${s.name}: ${fmt(st.rate_offered)}/s → ${fmt(round1(v))}`)}</title></path>`);
         continue;
       }
       const fill = st.good === false ? 'white' : color;
-      out.push(`<circle cx="${cx}" cy="${py(p, v)}" r="3.5" fill="${fill}" stroke="${color}" stroke-width="1.5"><title>${esc(`${s.name}: offered ${fmt(st.rate_offered)}/s, goodput ${fmt(r1(st.goodput_qps))}/s, p99 ${fmt(r1(st.p99_ms))} ms`)}</title></circle>`);
+      out.push(`<circle cx="${cx}" cy="${py(p, v)}" r="3.5" fill="${fill}" stroke="${color}" stroke-width="1.5"><title>${esc(`${s.name}: offered ${fmt(st.rate_offered)}/s, goodput ${fmt(round1(st.goodput_qps))}/s, p99 ${fmt(round1(st.p99_ms))} ms`)}</title></circle>`);
     }
   });
   return out;

@@ -15,6 +15,7 @@ import { PROJECT_ROOT, schedPolicyInEffect } from '../shared/process.js';
 import { cleanupOnce, loadBeforeBench, progress, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender } from './open-loop.js';
 import type { PlotSpec } from './plot.js';
+import { round1, round2 } from './round.js';
 import { findMaxRate, type SweepResult } from './sweep.js';
 
 export const REPLICAS_SLO_MS = 100;
@@ -56,7 +57,6 @@ async function waitForReplicas(nc: NatsConnection, model: string, n: number, tim
   await sleep(2_100);
 }
 
-const round1 = (v: number): number => Math.round(v * 10) / 10;
 
 export async function runReplicas(opts: ReplicasOptions): Promise<{ result: Record<string, unknown>; plot: PlotSpec }> {
   const loadAvg = loadBeforeBench();
@@ -125,8 +125,8 @@ export async function runReplicas(opts: ReplicasOptions): Promise<{ result: Reco
       qps_1: q(1),
       qps_2: q(2),
       qps_4: q(4),
-      ratio_2_1: exact(1) > 0 ? Math.round((exact(2) / exact(1)) * 100) / 100 : null,
-      ratio_4_1: ratio === null ? null : Math.round(ratio * 100) / 100,
+      ratio_2_1: exact(1) > 0 ? round2(exact(2) / exact(1)) : null,
+      ratio_4_1: ratio === null ? null : round2(ratio),
       target,
       met: ratio !== null && ratio >= target,
       slo_ms: sloMs,

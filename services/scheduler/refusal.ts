@@ -33,7 +33,7 @@ export interface RefusalContext {
   nextBatches: number;
   /** How long the task took to reach the scheduler from the start of its SLO clock, ms (unknown without its budget). */
   upstreamMs?: number;
-  /** What tasks usually take to reach it (the lower quartile, completion-estimate.ts RunningQuantile), ms; unknown before any. */
+  /** What tasks usually take to reach it (the lower quartile, a shared/running-quantile.ts RunningQuantile), ms; unknown before any. */
   usualUpstreamMs?: number;
   /** Admitted tasks `usualUpstreamMs` was learnt from (0 when not given). */
   upstreamSamples?: number;
@@ -54,7 +54,6 @@ export function delayedUpstream(ctx: RefusalContext): boolean {
   return ctx.upstreamMs !== undefined && ctx.usualUpstreamMs !== undefined && (ctx.upstreamSamples ?? 0) >= UPSTREAM_MIN_SAMPLES
     && ctx.upstreamMs >= 2 * ctx.usualUpstreamMs + UPSTREAM_SLACK_MS;
 }
-
 
 /** True when a backlog caused the refusal, false when not; undefined for a cause that is not overload. */
 export function isSheddable(cause: SchedulerRefusalCause, ctx: RefusalContext): boolean | undefined {
