@@ -4,11 +4,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { PROJECT_ROOT } from '../shared/process.js';
 import { runOverhead } from './overhead.js';
 import { runBatching } from './batching.js';
-import { runOverload } from './overload.js';
+import { OVERLOAD_MODELS, runOverload, type OverloadModel } from './overload.js';
 import { writePlot, type PlotSpec } from './plot.js';
 import { runReplicas } from './replicas.js';
 import { runCache } from './cache.js';
@@ -91,16 +91,17 @@ program
 
 program
   .command('overload')
-  .description('the aimd app at twice its capacity: goodput, refusals, defaults and the tail')
+  .description('an app at twice its capacity (the aimd app, or the simulated accelerator with --model sim): goodput, refusals, defaults and the tail')
+  .addOption(new Option('--model <name>', 'the overloaded model: mlp (the aimd app: adaptive batching, the CPU runs short) or sim (the simulated accelerator, 5 ms per batch, batch_size 1: the model runs short)').choices(OVERLOAD_MODELS).default('mlp'))
   .option('--step <s>', 'seconds per load step of the capacity search', positiveNumber, 4)
-  .option('--start-rate <n>', 'first offered rate of the capacity search, requests/s', positiveNumber, 200)
+  .option('--start-rate <n>', 'first offered rate of the capacity search, requests/s (default: 200 for mlp, 50 for sim)', positiveNumber)
   .option('--factor <x>', 'offered load as a multiple of capacity', positiveNumber, 2)
   .option('--duration <s>', 'seconds of overload, and of each 1× hold that checks the capacity', positiveNumber, 20)
   .option('--sockets <n>', 'HTTP client sockets', positive, 256)
   .option('--capacity <n>', 'take this capacity (requests/s) as given instead of searching for it and holding it (one unrecorded warm-up step, then one 1× hold at that rate)', positiveNumber)
   .option('--no-stamp-start', 'do not stamp the overload requests with X-Request-Start (the SLO clock then starts when the ingress reads them)')
-  .action(async (o: { step: number; startRate: number; factor: number; duration: number; sockets: number; capacity?: number; stampStart: boolean }) => {
-    const { result, plot } = await runOverload({ stepS: o.step, startRate: o.startRate, factor: o.factor, overloadS: o.duration, sockets: o.sockets, capacity: o.capacity, stampStart: o.stampStart });
+  .action(async (o: { model: OverloadModel; step: number; startRate?: number; factor: number; duration: number; sockets: number; capacity?: number; stampStart: boolean }) => {
+    const { result, plot } = await runOverload({ model: o.model, stepS: o.step, startRate: o.startRate ?? (o.model === 'sim' ? 50 : 200), factor: o.factor, overloadS: o.duration, sockets: o.sockets, capacity: o.capacity, stampStart: o.stampStart });
     finish('overload', result, plot);
   });
 

@@ -1,6 +1,8 @@
 /**
  * `npm run bench -- overload`: behaviour past capacity. The `aimd` app of the batching bench (MLP
- * 784-2048-2048-10, adaptive batching, 20 ms SLO): find its capacity, the highest rate it sustains
+ * 784-2048-2048-10, adaptive batching, 20 ms SLO), or with `--model sim` an app of the simulated
+ * accelerator (5 ms per batch spent waiting, not computing; `batch_size` 1; 20 ms SLO), whose
+ * overload is the model's and not the CPU's: find its capacity, the highest rate it sustains
  * for 20 s with P99 within the SLO (a search in 4 s steps, then 20 s holds at 1× from the search's
  * best rate down until one is good: `capacity_holds`, `sustained_1x_qps`), then offer twice that for
  * 20 s, open loop. A system that degrades gracefully keeps its goodput near capacity and answers
@@ -9,9 +11,10 @@
  * carry `X-Request-Start` (their scheduled send time), so the time a request waits in front of the
  * ingress counts against its SLO (`--no-stamp-start`: it does not).
  */
+import path from 'node:path';
 import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { sleep } from '../shared/actor.js';
-import { schedPolicyInEffect } from '../shared/process.js';
+import { PROJECT_ROOT, schedPolicyInEffect } from '../shared/process.js';
 import { AIMD_DELAY_MS, BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './batching.js';
 import { cleanupOnce, loadBeforeBench, machineSpeed, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender, runOpenLoop, type OpenLoopResult, type Send } from './open-loop.js';
@@ -19,7 +22,16 @@ import type { PlotSpec } from './plot.js';
 import { round1, round2 } from './round.js';
 import { capacityFromHolds, describeStep, findMaxRate, holdBelow, toStep, type SweepResult, type SweepStep } from './sweep.js';
 
+/** The overloaded app: the MLP with adaptive batching (the CPU is what runs short), or the simulated accelerator. */
+export const OVERLOAD_MODELS = ['mlp', 'sim'] as const;
+export type OverloadModel = (typeof OVERLOAD_MODELS)[number];
+
+/** The simulated accelerator's time per batch, ms, and its input length. */
+const SIM_BATCH_MS = 5;
+const SIM_INPUT_LENGTH = 8;
+
 export interface OverloadOptions {
+  model: OverloadModel;
   stepS: number;
   startRate: number;
   /** Offered load as a multiple of the measured capacity. */
@@ -67,11 +79,45 @@ function schedulerDelta(before: Record<string, unknown> | undefined, after: Reco
   return { ...diff(after, before, SCHEDULER_COUNTERS), rejected_by: diff(causesAfter, causesBefore, Object.keys(causesAfter)) };
 }
 
+/** What the bench overloads: the app, its model, a query's body, and how to start and deploy it. */
+interface Workload {
+  app: string;
+  model: string;
+  body: string;
+  describe: string;
+  /** Measures the machine's speed where that means anything for the model (the MLP's batch of 1). */
+  speed?: Awaited<ReturnType<typeof machineSpeed>>;
+  env: Record<string, string>;
+  deploy(system: BenchSystem): Promise<void>;
+}
+
+async function workloadOf(model: OverloadModel): Promise<Workload> {
+  if (model === 'sim') {
+    const modelFile = path.join(PROJECT_ROOT, 'infra', 'models', 'sim-accelerator.mjs');
+    return {
+      app: 'sim', model: 'sim', body: JSON.stringify({ input: Array.from({ length: SIM_INPUT_LENGTH }, (_, i) => i + 1) }),
+      describe: `simulated accelerator, ${SIM_BATCH_MS} ms per batch, batch_size 1`,
+      env: { SIM_BATCH_MS: String(SIM_BATCH_MS) },
+      deploy: async (system) => {
+        await system.admin.call('add_model', { model_name: 'sim', model_version: '1', input_type: 'floats', wrapper: 'js', model_data_path: modelFile, batch_size: 1 });
+        await system.admin.call('add_app', { name: 'sim', input_type: 'floats', input_shape: [SIM_INPUT_LENGTH], latency_slo_micros: BATCHING_SLO_MS * 1000, candidate_model_names: ['sim'] });
+      },
+    };
+  }
+  const modelFile = await ensureBenchModel();
+  return {
+    app: 'aimd', model: 'mlp', body: mlpPayloads().body,
+    describe: `MLP 784-2048-2048-10 (ONNX), adaptive batching, ${AIMD_DELAY_MS} ms batching delay`,
+    speed: await machineSpeed(modelFile),
+    env: {},
+    deploy: (system) => deployMlpApp(system, modelFile, 'aimd', 'mlp', -1),
+  };
+}
+
 export async function runOverload(opts: OverloadOptions): Promise<{ result: Record<string, unknown>; plot: PlotSpec }> {
   const loadAvg = loadBeforeBench();
-  const modelFile = await ensureBenchModel();
-  const speed = await machineSpeed(modelFile);
-  const { body } = mlpPayloads();
+  const work = await workloadOf(opts.model);
+  const { body } = work;
   const sloMs = BATCHING_SLO_MS;
   let system: BenchSystem | undefined;
   let send: ReturnType<typeof httpSender> | undefined;
@@ -80,11 +126,11 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     await system?.close();
   });
   try {
-    system = await startSystem();
-    await deployMlpApp(system, modelFile, 'aimd', 'mlp', -1);
+    system = await startSystem(work.env);
+    await work.deploy(system);
     progress('waiting for the model to load');
-    await waitForApp(system, 'aimd', body);
-    send = httpSender(system.stack.ingressUrl, '/aimd/predict', body, { agentSockets: opts.sockets });
+    await waitForApp(system, work.app, body);
+    send = httpSender(system.stack.ingressUrl, `/${work.app}/predict`, body, { agentSockets: opts.sockets });
 
     let sweep: SweepResult = { max_qps: opts.capacity ?? 0, rate_at_max: opts.capacity ?? 0, p99_ms_at_max: 0, steps: [] };
     if (opts.capacity === undefined) {
@@ -122,7 +168,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       const cause = causeOf(why);
       defaultCauses.set(cause, (defaultCauses.get(cause) ?? 0) + 1);
     };
-    const schedulerBefore = await schedulerStats(system, 'mlp');
+    const schedulerBefore = await schedulerStats(system, work.model);
     const r = await runOpenLoop({ send, rate: offered, durationS: opts.overloadS, seed: 1000, drainTimeoutMs: 30_000 });
     const step = toStep(r, sloMs);
     progress(describeStep(step, 'overload'));
@@ -138,9 +184,10 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       accepted_p99_ms: r.accepted_p99_ms <= targets.accepted_p99_ms,
       timed_out: timedOut <= targets.timed_out,
     };
-    const scheduler = schedulerDelta(schedulerBefore, await schedulerStats(system, 'mlp'));
+    const scheduler = schedulerDelta(schedulerBefore, await schedulerStats(system, work.model));
     const result: Record<string, unknown> = {
       bench: 'overload',
+      model: work.describe,
       capacity_qps: round1(capacity),
       capacity_given: opts.capacity !== undefined,
       capacity_verified: verified,
@@ -172,7 +219,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       max_outstanding: r.max_outstanding,
       send_lag_p99_ms: r.send_lag_p99_ms,
       slo_ms: sloMs,
-      aimd_delay_ms: AIMD_DELAY_MS,
+      aimd_delay_ms: opts.model === 'mlp' ? AIMD_DELAY_MS : null,
       load_avg_1m_at_start: loadAvg,
       sched_policy: schedPolicyInEffect(),
       targets,
@@ -190,7 +237,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       },
     };
     const plot: PlotSpec = {
-      title: `Overload: aimd app at ${opts.factor}× capacity, P99 SLO ${sloMs} ms`,
+      title: `Overload: ${work.app} app at ${opts.factor}× capacity, P99 SLO ${sloMs} ms`,
       sloMs,
       series: [
         ...(sweep.steps.length > 0 ? [{ name: 'capacity sweep', steps: sweep.steps }] : []),
@@ -198,7 +245,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
         { name: `${opts.factor}× capacity (${opts.overloadS} s)`, steps: [step] },
       ],
     };
-    result.model_batch1_ms = await speed.atEnd();
+    result.model_batch1_ms = work.speed ? await work.speed.atEnd() : null;
     return { result, plot };
   } finally {
     await cleanup();
