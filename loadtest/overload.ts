@@ -11,24 +11,23 @@
  * carry `X-Request-Start` (their scheduled send time), so the time a request waits in front of the
  * ingress counts against its SLO (`--no-stamp-start`: it does not).
  */
-import path from 'node:path';
 import { ensureBenchModel } from '../infra/build-bench-model.js';
 import { sleep } from '../shared/actor.js';
-import { PROJECT_ROOT, schedPolicyInEffect } from '../shared/process.js';
+import { schedPolicyInEffect } from '../shared/process.js';
 import { AIMD_DELAY_MS, BATCHING_SLO_MS, deployMlpApp, mlpPayloads } from './batching.js';
 import { cleanupOnce, loadBeforeBench, machineSpeed, progress, schedulerStats, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender, runOpenLoop, type OpenLoopResult, type Send } from './open-loop.js';
 import type { PlotSpec } from './plot.js';
 import { round1, round2 } from './round.js';
+import { addSimApp, addSimModel, SIM_BODY } from './sim-app.js';
 import { capacityFromHolds, describeStep, findMaxRate, holdBelow, toStep, type SweepResult, type SweepStep } from './sweep.js';
 
 /** The overloaded app: the MLP with adaptive batching (the CPU is what runs short), or the simulated accelerator. */
 export const OVERLOAD_MODELS = ['mlp', 'sim'] as const;
 export type OverloadModel = (typeof OVERLOAD_MODELS)[number];
 
-/** The simulated accelerator's time per batch, ms, and its input length. */
+/** The simulated accelerator's time per batch, ms. */
 const SIM_BATCH_MS = 5;
-const SIM_INPUT_LENGTH = 8;
 
 export interface OverloadOptions {
   model: OverloadModel;
@@ -84,7 +83,8 @@ interface Workload {
   app: string;
   model: string;
   body: string;
-  describe: string;
+  /** The model, in words, for the result. */
+  description: string;
   /** Measures the machine's speed where that means anything for the model (the MLP's batch of 1). */
   speed?: Awaited<ReturnType<typeof machineSpeed>>;
   env: Record<string, string>;
@@ -93,21 +93,20 @@ interface Workload {
 
 async function workloadOf(model: OverloadModel): Promise<Workload> {
   if (model === 'sim') {
-    const modelFile = path.join(PROJECT_ROOT, 'infra', 'models', 'sim-accelerator.mjs');
     return {
-      app: 'sim', model: 'sim', body: JSON.stringify({ input: Array.from({ length: SIM_INPUT_LENGTH }, (_, i) => i + 1) }),
-      describe: `simulated accelerator, ${SIM_BATCH_MS} ms per batch, batch_size 1`,
+      app: 'sim', model: 'sim', body: SIM_BODY,
+      description: `simulated accelerator, ${SIM_BATCH_MS} ms per batch, batch_size 1`,
       env: { SIM_BATCH_MS: String(SIM_BATCH_MS) },
       deploy: async (system) => {
-        await system.admin.call('add_model', { model_name: 'sim', model_version: '1', input_type: 'floats', wrapper: 'js', model_data_path: modelFile, batch_size: 1 });
-        await system.admin.call('add_app', { name: 'sim', input_type: 'floats', input_shape: [SIM_INPUT_LENGTH], latency_slo_micros: BATCHING_SLO_MS * 1000, candidate_model_names: ['sim'] });
+        await addSimModel(system.admin, 'sim', 1);
+        await addSimApp(system.admin, 'sim', 'sim', BATCHING_SLO_MS);
       },
     };
   }
   const modelFile = await ensureBenchModel();
   return {
     app: 'aimd', model: 'mlp', body: mlpPayloads().body,
-    describe: `MLP 784-2048-2048-10 (ONNX), adaptive batching, ${AIMD_DELAY_MS} ms batching delay`,
+    description: `MLP 784-2048-2048-10 (ONNX), adaptive batching, ${AIMD_DELAY_MS} ms batching delay`,
     speed: await machineSpeed(modelFile),
     env: {},
     deploy: (system) => deployMlpApp(system, modelFile, 'aimd', 'mlp', -1),
@@ -187,7 +186,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     const scheduler = schedulerDelta(schedulerBefore, await schedulerStats(system, work.model));
     const result: Record<string, unknown> = {
       bench: 'overload',
-      model: work.describe,
+      model: work.description,
       capacity_qps: round1(capacity),
       capacity_given: opts.capacity !== undefined,
       capacity_verified: verified,

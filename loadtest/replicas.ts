@@ -8,18 +8,17 @@
  * Replica counts come from three models registered with `num_replicas` 1, 2 and 4 (works today), or,
  * with `--set-num-replicas`, from one model resized through the admin call `set_num_replicas`.
  */
-import path from 'node:path';
 import { connect, RequestStrategy, type NatsConnection } from 'nats';
 import { sleep } from '../shared/actor.js';
-import { PROJECT_ROOT, schedPolicyInEffect } from '../shared/process.js';
+import { schedPolicyInEffect } from '../shared/process.js';
 import { cleanupOnce, loadBeforeBench, progress, startSystem, waitForApp, type BenchSystem } from './harness.js';
 import { httpSender } from './open-loop.js';
 import type { PlotSpec } from './plot.js';
 import { round1, round2 } from './round.js';
+import { addSimApp, addSimModel, SIM_BODY } from './sim-app.js';
 import { findMaxRate, type SweepResult } from './sweep.js';
 
 export const REPLICAS_SLO_MS = 100;
-const INPUT_LENGTH = 8;
 const COUNTS = [1, 2, 4] as const;
 
 export interface ReplicasOptions {
@@ -60,9 +59,7 @@ async function waitForReplicas(nc: NatsConnection, model: string, n: number, tim
 
 export async function runReplicas(opts: ReplicasOptions): Promise<{ result: Record<string, unknown>; plot: PlotSpec }> {
   const loadAvg = loadBeforeBench();
-  const modelFile = path.join(PROJECT_ROOT, 'infra', 'models', 'sim-accelerator.mjs');
-  const input = Array.from({ length: INPUT_LENGTH }, (_, i) => i + 1);
-  const body = JSON.stringify({ input });
+  const body = SIM_BODY;
   const sloMs = REPLICAS_SLO_MS;
   let system: BenchSystem | undefined;
   let nc: NatsConnection | undefined;
@@ -76,12 +73,8 @@ export async function runReplicas(opts: ReplicasOptions): Promise<{ result: Reco
     system = await startSystem({ SIM_BATCH_MS: String(opts.batchMs) });
     nc = await connect({ servers: system.stack.natsUrl, noAsyncTraces: true });
     const admin = system.admin;
-    const addModel = (name: string, replicas: number): Promise<unknown> => admin.call('add_model', {
-      model_name: name, model_version: '1', input_type: 'floats', wrapper: 'js', model_data_path: modelFile, batch_size: opts.batchSize, num_replicas: replicas,
-    });
-    const addApp = (name: string, model: string): Promise<unknown> => admin.call('add_app', {
-      name, input_type: 'floats', input_shape: [INPUT_LENGTH], latency_slo_micros: sloMs * 1000, candidate_model_names: [model],
-    });
+    const addModel = (name: string, replicas: number): Promise<unknown> => addSimModel(admin, name, opts.batchSize, replicas);
+    const addApp = (name: string, model: string): Promise<unknown> => addSimApp(admin, name, model, sloMs);
 
     // Which model and app serve each replica count.
     const targets = new Map<number, { model: string; app: string }>();
