@@ -46,6 +46,9 @@ export interface OverloadOptions {
 /** Holds at 1× before the capacity is taken as it stands (the search's rate and up to three lower ones). */
 const MAX_HOLDS = 4;
 
+/** Shows a run's model answers second by second: does a slow spell, or the jump to 2×, cost goodput? */
+const progressPerSecond = (label: string, r: OpenLoopResult): void => progress(`${label}, model answers per second: ${r.per_second.map((c) => c.ok).join(' ')}`);
+
 /** Holds `rate` (1×) for `durationS`, then lower rates (holdBelow) until a hold is good, `tries` holds at most. */
 async function holdCapacity(send: Send, rate: number, durationS: number, sloMs: number, tries: number): Promise<{ holds: SweepStep[]; last: OpenLoopResult }> {
   const holds: SweepStep[] = [];
@@ -55,7 +58,7 @@ async function holdCapacity(send: Send, rate: number, durationS: number, sloMs: 
     const step = toStep(held, sloMs);
     holds.push(step);
     progress(describeStep(step, '1× held'));
-    progress(`1× held, model answers per second: ${held.per_second.map((c) => c.ok).join(' ')}`);
+    progressPerSecond('1× held', held);
     if (step.good || i >= tries) return { holds, last: held };
     rate = holdBelow(rate, held.goodput_qps);
     await sleep(1_000);
@@ -142,7 +145,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
       progress(`warming up: ${opts.capacity}/s for ${opts.stepS} s (not recorded)`);
       const warm = await runOpenLoop({ send, rate: opts.capacity, durationS: opts.stepS, seed: 999, drainTimeoutMs: 30_000 });
       progress(describeStep(toStep(warm, sloMs), 'warm-up'));
-      progress(`warm-up, model answers per second: ${warm.per_second.map((c) => c.ok).join(' ')}`);
+      progressPerSecond('warm-up', warm);
     }
     if (sweep.max_qps <= 0) throw new Error('no rate met the SLO; capacity unknown');
     // The search's requests are not stamped, as the batching bench's are not; the holds' and the
@@ -171,7 +174,7 @@ export async function runOverload(opts: OverloadOptions): Promise<{ result: Reco
     const r = await runOpenLoop({ send, rate: offered, durationS: opts.overloadS, seed: 1000, drainTimeoutMs: 30_000 });
     const step = toStep(r, sloMs);
     progress(describeStep(step, 'overload'));
-    progress(`overload, model answers per second: ${r.per_second.map((c) => c.ok).join(' ')}`);
+    progressPerSecond('overload', r);
 
     const timedOut = r.defaults + r.timeouts;
     // The issue's targets: goodput ≥ 0.9 × capacity, accepted P99 ≤ 1.2 × SLO, nothing timed out.
